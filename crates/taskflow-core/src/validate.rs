@@ -1,0 +1,98 @@
+//! Input rules that need no database. Every error names its field.
+
+use crate::error::{Error, Result};
+use crate::model::MAX_LIMIT;
+
+/// The longest title, in characters, after trimming.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// Trims a title and checks that 1..=200 characters remain.
+pub fn title(raw: &str) -> Result<String> {
+    let trimmed = raw.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 {
+        return Err(Error::validation("title", "must not be blank"));
+    }
+    if chars > MAX_TITLE_CHARS {
+        return Err(Error::validation(
+            "title",
+            format!("must be at most {MAX_TITLE_CHARS} characters (got {chars})"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Checks that a percentage is within 0..=100.
+pub fn percent(field: &str, value: i32) -> Result<i32> {
+    if (0..=100).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::validation(field, "must be between 0 and 100"))
+    }
+}
+
+/// Checks a page size: 1..=100.
+pub fn limit(value: u32) -> Result<u32> {
+    if (1..=MAX_LIMIT).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::validation(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ))
+    }
+}
+
+/// Offsets are stored as signed 64-bit integers by every backend.
+pub fn offset(value: u64) -> Result<u64> {
+    if i64::try_from(value).is_ok() {
+        Ok(value)
+    } else {
+        Err(Error::validation("offset", "is too large"))
+    }
+}
+
+/// `parent_id` 0 means "no parent": Swagger UI sends 0 for an empty integer field.
+pub fn parent_id(value: Option<i64>) -> Option<i64> {
+    value.filter(|&id| id != 0)
+}
+
+/// Checks that an actor or worker id is usable.
+pub fn actor_id(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        Err(Error::validation(field, "must not be blank"))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_is_trimmed_and_bounded() {
+        assert_eq!(title("  hi  ").unwrap(), "hi");
+        assert!(title("   ").is_err());
+        let exactly = "é".repeat(200);
+        assert_eq!(title(&format!(" {exactly} ")).unwrap(), exactly);
+        let err = title(&"x".repeat(201)).unwrap_err();
+        assert!(err.to_string().starts_with("title: "), "{err}");
+    }
+
+    #[test]
+    fn limits_and_percents() {
+        assert!(limit(0).is_err());
+        assert_eq!(limit(100).unwrap(), 100);
+        assert_eq!(
+            limit(101).unwrap_err().to_string(),
+            "limit: must be between 1 and 100"
+        );
+        assert!(percent("percent", -1).is_err());
+        assert!(percent("percent", 101).is_err());
+        assert_eq!(percent("percent", 0).unwrap(), 0);
+        assert!(offset(u64::MAX).is_err());
+        assert_eq!(parent_id(Some(0)), None);
+        assert_eq!(parent_id(Some(3)), Some(3));
+    }
+}

@@ -1,0 +1,88 @@
+//! The store's private error, converted to [`taskflow_core::Error`] at the boundary.
+
+use std::path::PathBuf;
+
+use rusqlite::ErrorCode;
+
+/// Everything that can go wrong inside the SQLite store.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SqliteError {
+    #[error("{} is not a SQLite database (or is encrypted or corrupt)", path.display())]
+    NotADatabase { path: PathBuf },
+
+    #[error(
+        "{} was written by a newer taskflow (schema version {found}; this build knows up to {supported}); upgrade taskflow to open it",
+        path.display()
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: usize,
+    },
+
+    #[error("cannot open SQLite database {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("migrating {}: {source}", path.display())]
+    Migration {
+        path: PathBuf,
+        #[source]
+        source: rusqlite_migration::Error,
+    },
+
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
+    #[error("SQLite store: stored {column} {value:?} is not valid: {reason}")]
+    Corrupt {
+        column: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    #[error("the SQLite store is closed")]
+    Closed,
+
+    #[error("SQLite worker thread failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+
+    #[error(
+        "unsupported SQLite URL {0:?}: expected sqlite://relative.db, sqlite:///absolute.db or sqlite::memory:"
+    )]
+    BadUrl(String),
+}
+
+impl SqliteError {
+    /// Classifies an error from opening `path` or reading its first page.
+    pub(crate) fn opening(path: &std::path::Path, err: rusqlite::Error) -> Self {
+        if err.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
+            SqliteError::NotADatabase {
+                path: path.to_owned(),
+            }
+        } else {
+            SqliteError::Open {
+                path: path.to_owned(),
+                source: err,
+            }
+        }
+    }
+}
+
+impl From<SqliteError> for taskflow_core::Error {
+    fn from(err: SqliteError) -> Self {
+        taskflow_core::Error::backend(err)
+    }
+}
+
+/// True for a foreign-key violation, which here always means a `parent_id` that does not exist.
+pub(crate) fn is_foreign_key_violation(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+    )
+}

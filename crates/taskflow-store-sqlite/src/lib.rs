@@ -1,0 +1,386 @@
+//! [`SqliteStore`]: taskflow's embedded store, on rusqlite with a bundled SQLite.
+//!
+//! It works on a file or in memory, with no server and no network.
+//!
+//! - **Migrations** are numbered `.sql` files embedded in the binary and applied with
+//!   `rusqlite_migration`, which tracks the schema version in `PRAGMA user_version`. Reopening a
+//!   database is safe; a database written by a newer schema version is refused with a clear
+//!   error, as is a file that is not a SQLite database.
+//! - **Settings**: WAL journal, `synchronous=NORMAL`, a busy timeout, foreign keys on, and
+//!   `BEGIN IMMEDIATE` for every write, so a read-then-write never deadlocks on lock upgrade.
+//! - **Concurrency**: one writer connection and a small pool of read-only connections. Under WAL,
+//!   readers never queue behind the writer. Every call runs on tokio's blocking pool, so the
+//!   async runtime is never blocked, and every statement comes from the prepared-statement cache.
+//!   An in-memory database has a single connection, since each `:memory:` connection would be a
+//!   separate database.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use taskflow_core::{TaskFlow, model::{Identity, NewTask}};
+//! use taskflow_store_sqlite::SqliteStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> taskflow_core::Result<()> {
+//! let dir = tempfile::tempdir().map_err(taskflow_core::Error::backend)?;
+//! let store = SqliteStore::open(dir.path().join("tasks.db")).await?;
+//! let flow = TaskFlow::new(Arc::new(store));
+//! let task = flow.create_task(&Identity::user("ada"), NewTask::titled("Ship it")).await?;
+//! assert_eq!(task.version, 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod sql;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{M, Migrations};
+use taskflow_core::model::{AuditEntry, AuditFilter, Page, Task, TaskFilter, Worker};
+use taskflow_core::{Result, Store};
+
+use crate::error::SqliteError;
+
+/// The embedded migrations, in order. Their count is the schema version this build writes.
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("../migrations/0001_initial.sql"))];
+
+/// How a [`SqliteStore`] opens its database.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// Read-only connections beside the writer (file databases only). Default 4.
+    pub readers: usize,
+    /// How long a connection waits for another process's lock before failing. Default 5 s.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A taskflow [`Store`] on SQLite. Cheap to clone; clones share connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("readers", &self.inner.readers.len())
+            .finish()
+    }
+}
+
+type Slot = Mutex<Option<Connection>>;
+
+struct Inner {
+    path: PathBuf,
+    writer: Slot,
+    /// Empty for in-memory databases: reads then use the writer.
+    readers: Vec<Slot>,
+    next_reader: AtomicUsize,
+}
+
+fn lock(slot: &Slot) -> MutexGuard<'_, Option<Connection>> {
+    // A panic while holding a connection leaves it usable: rusqlite rolls back an open
+    // transaction when it is dropped during unwinding.
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn with_conn<T>(slot: &Slot, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    match lock(slot).as_mut() {
+        Some(conn) => f(conn),
+        None => Err(SqliteError::Closed.into()),
+    }
+}
+
+impl Inner {
+    fn read<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        if self.readers.is_empty() {
+            return with_conn(&self.writer, f);
+        }
+        let n = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        // Take the first idle reader; if all are busy, wait for the one this call drew.
+        for i in 0..n {
+            if let Ok(mut guard) = self.readers[(start + i) % n].try_lock() {
+                return match guard.as_mut() {
+                    Some(conn) => f(conn),
+                    None => Err(SqliteError::Closed.into()),
+                };
+            }
+        }
+        with_conn(&self.readers[start % n], f)
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path` with default options, and
+    /// migrates it to the latest schema.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens a private in-memory database. It lives as long as the store and its clones.
+    pub async fn open_in_memory() -> Result<Self> {
+        Self::open_with(":memory:", SqliteOptions::default()).await
+    }
+
+    /// Opens a database from a URL: `sqlite://relative/path.db`, `sqlite:///absolute/path.db`,
+    /// or `sqlite::memory:` (also `sqlite://:memory:`). Query strings are not supported.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::open(path_from_url(url)?).await
+    }
+
+    /// Opens `path` (or `:memory:`) with explicit options.
+    pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        let inner = tokio::task::spawn_blocking(move || open_blocking(path, &options))
+            .await
+            .map_err(SqliteError::from)??;
+        Ok(SqliteStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The database path (`:memory:` for an in-memory database).
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The schema version this build migrates to.
+    pub fn schema_version() -> usize {
+        MIGRATIONS.len()
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.read(f))
+            .await
+            .map_err(SqliteError::from)?
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || with_conn(&inner.writer, f))
+            .await
+            .map_err(SqliteError::from)?
+    }
+}
+
+/// Maps a `sqlite:` URL to a path.
+fn path_from_url(url: &str) -> Result<PathBuf> {
+    let bad = || SqliteError::BadUrl(url.to_owned());
+    let rest = url.strip_prefix("sqlite:").ok_or_else(bad)?;
+    if rest == ":memory:" || rest == "//:memory:" {
+        return Ok(PathBuf::from(":memory:"));
+    }
+    let path = rest.strip_prefix("//").ok_or_else(bad)?;
+    if path.is_empty() || path.contains('?') {
+        return Err(bad().into());
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn configure(conn: &Connection, path: &Path, options: &SqliteOptions) -> Result<(), SqliteError> {
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(|e| SqliteError::opening(path, e))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    // Reading `foreign_keys` back forces SQLite to read the file header, so a file that is not a
+    // database fails here with SQLITE_NOTADB rather than later.
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(|e| SqliteError::opening(path, e))?;
+    conn.pragma_query_value(None, "schema_version", |r| r.get::<_, i64>(0))
+        .map_err(|e| SqliteError::opening(path, e))?;
+    Ok(())
+}
+
+fn open_blocking(path: PathBuf, options: &SqliteOptions) -> Result<Inner> {
+    let in_memory = path.as_os_str() == ":memory:";
+    let mut writer = if in_memory {
+        Connection::open_in_memory()
+    } else {
+        Connection::open(&path)
+    }
+    .map_err(|e| SqliteError::opening(&path, e))?;
+    configure(&writer, &path, options)?;
+    if !in_memory {
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| SqliteError::opening(&path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "SQLite could not switch to WAL");
+        }
+        writer
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(SqliteError::from)?;
+    }
+    migrate(&mut writer, &path)?;
+
+    let readers = if in_memory {
+        Vec::new()
+    } else {
+        (0..options.readers)
+            .map(|_| {
+                let conn = Connection::open_with_flags(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(|e| SqliteError::opening(&path, e))?;
+                configure(&conn, &path, options)?;
+                Ok(Mutex::new(Some(conn)))
+            })
+            .collect::<Result<Vec<_>, SqliteError>>()?
+    };
+    Ok(Inner {
+        path,
+        writer: Mutex::new(Some(writer)),
+        readers,
+        next_reader: AtomicUsize::new(0),
+    })
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), SqliteError> {
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| SqliteError::opening(path, e))?;
+    if usize::try_from(found).map_or(true, |v| v > MIGRATIONS.len()) {
+        return Err(SqliteError::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported: MIGRATIONS.len(),
+        });
+    }
+    Migrations::from_slice(MIGRATIONS)
+        .to_latest(conn)
+        .map_err(|source| SqliteError::Migration {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_task(&self, task: &Task, audit: &AuditEntry) -> Result<Task> {
+        let (task, audit) = (task.clone(), audit.clone());
+        self.write(move |c| sql::insert_task(c, &task, &audit))
+            .await
+    }
+
+    async fn get_task(&self, id: i64) -> Result<Option<Task>> {
+        self.read(move |c| Ok(sql::get_task(c, id)?)).await
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Page<Task>> {
+        let filter = filter.clone();
+        self.read(move |c| Ok(sql::list_tasks(c, &filter)?)).await
+    }
+
+    async fn update_task(&self, task: &Task, audit: &AuditEntry) -> Result<bool> {
+        let (task, audit) = (task.clone(), audit.clone());
+        self.write(move |c| sql::update_task(c, &task, &audit))
+            .await
+    }
+
+    async fn delete_task(&self, id: i64, version: i64, audit: &AuditEntry) -> Result<bool> {
+        let audit = audit.clone();
+        self.write(move |c| sql::delete_task(c, id, version, &audit))
+            .await
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Page<AuditEntry>> {
+        let filter = filter.clone();
+        self.read(move |c| Ok(sql::list_audit(c, &filter)?)).await
+    }
+
+    async fn task_audit(&self, task_id: i64) -> Result<Vec<AuditEntry>> {
+        self.read(move |c| Ok(sql::task_audit(c, task_id)?)).await
+    }
+
+    async fn put_worker(&self, worker: &Worker) -> Result<Worker> {
+        let worker = worker.clone();
+        self.write(move |c| Ok(sql::put_worker(c, &worker)?)).await
+    }
+
+    async fn get_worker(&self, id: &str) -> Result<Option<Worker>> {
+        let id = id.to_owned();
+        self.read(move |c| Ok(sql::get_worker(c, &id)?)).await
+    }
+
+    async fn list_workers(&self) -> Result<Vec<Worker>> {
+        self.read(|c| Ok(sql::list_workers(c)?)).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| Ok(sql::ping(c)?)).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            for slot in inner.readers.iter().chain([&inner.writer]) {
+                if let Some(conn) = lock(slot).take() {
+                    conn.close().map_err(|(_, e)| SqliteError::from(e))?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(SqliteError::from)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_map_to_paths() {
+        assert_eq!(
+            path_from_url("sqlite://taskflow.db").unwrap(),
+            PathBuf::from("taskflow.db")
+        );
+        assert_eq!(
+            path_from_url("sqlite:///abs/t.db").unwrap(),
+            PathBuf::from("/abs/t.db")
+        );
+        assert_eq!(
+            path_from_url("sqlite::memory:").unwrap(),
+            PathBuf::from(":memory:")
+        );
+        assert_eq!(
+            path_from_url("sqlite://:memory:").unwrap(),
+            PathBuf::from(":memory:")
+        );
+        for bad in [
+            "postgres://x",
+            "sqlite:",
+            "sqlite://",
+            "sqlite:t.db",
+            "sqlite://a.db?mode=ro",
+        ] {
+            let err = path_from_url(bad).unwrap_err().to_string();
+            assert!(err.contains("unsupported SQLite URL"), "{bad}: {err}");
+        }
+    }
+}

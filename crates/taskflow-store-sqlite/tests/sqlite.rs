@@ -1,0 +1,236 @@
+//! Behaviour specific to the SQLite store: files, reopening, schema versions and settings.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use taskflow_core::model::{ActorType, Identity, NewTask, TaskFilter, TaskStatus};
+use taskflow_core::{Error, Store, TaskFlow};
+use taskflow_store_sqlite::SqliteStore;
+
+fn admin() -> Identity {
+    Identity::admin("root")
+}
+
+#[tokio::test]
+async fn data_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tasks.db");
+    let (task, worker) = {
+        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let flow = TaskFlow::new(store.clone());
+        let worker = flow
+            .put_worker(&admin(), "bot", ActorType::Agent, Some("Bot".into()))
+            .await
+            .unwrap();
+        let task = flow
+            .create_task(&Identity::user("bot"), NewTask::titled("persist me"))
+            .await
+            .unwrap();
+        let task = flow
+            .start(&Identity::user("bot"), task.id, None)
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+        let err = store.get_task(task.id).await.unwrap_err();
+        assert!(err.to_string().contains("closed"), "{err}");
+        (task, worker)
+    };
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let flow = TaskFlow::new(store);
+    let reread = flow.get_task(&admin(), task.id).await.unwrap();
+    assert_eq!(reread, task);
+    assert_eq!(reread.status, TaskStatus::InProgress);
+    assert_eq!(flow.get_worker(&admin(), "bot").await.unwrap(), worker);
+    let trail = flow.task_audit(&admin(), task.id).await.unwrap();
+    assert_eq!(trail.len(), 2);
+    assert!(trail.iter().all(|e| e.actor_type == ActorType::Agent));
+    let next = flow
+        .create_task(&admin(), NewTask::titled("after reopen"))
+        .await
+        .unwrap();
+    assert!(next.id > task.id);
+}
+
+#[tokio::test]
+async fn reopening_keeps_schema_version_and_applies_no_migration_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tasks.db");
+    for _ in 0..3 {
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.close().await.unwrap();
+    }
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SqliteStore::schema_version() as i64);
+    let tables: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('tasks', 'audit_log', 'workers')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 3);
+}
+
+#[tokio::test]
+async fn garbage_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-a-db.db");
+    std::fs::write(
+        &path,
+        b"this is certainly not a SQLite database file, just text. ".repeat(200),
+    )
+    .unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("is not a SQLite database"), "{text}");
+    assert!(text.contains("not-a-db.db"), "{text}");
+    assert_eq!(
+        std::fs::read(&path).unwrap().len(),
+        57 * 200,
+        "the file is left untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_directory_or_unwritable_path_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = SqliteStore::open(dir.path()).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+    let missing_parent = dir.path().join("no/such/dir/t.db");
+    let err = SqliteStore::open(&missing_parent).await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot open SQLite database"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.db");
+    SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    let future = SqliteStore::schema_version() as i64 + 1;
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", future)
+        .unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("newer taskflow"), "{text}");
+    assert!(text.contains(&format!("schema version {future}")), "{text}");
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, future, "a refused database is not modified");
+}
+
+#[tokio::test]
+async fn file_databases_use_wal_and_foreign_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let _store = SqliteStore::open(&path).await.unwrap();
+    let conn = Connection::open(&path).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // Every list filter and audit lookup has an index.
+    let plan = |sql: &str| -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows.join("; ")
+    };
+    for (sql, index) in [
+        (
+            "SELECT * FROM tasks WHERE status = 'x' ORDER BY id",
+            "tasks_by_status",
+        ),
+        (
+            "SELECT * FROM tasks WHERE assigned_to = 'x' ORDER BY id",
+            "tasks_by_assigned_to",
+        ),
+        (
+            "SELECT * FROM tasks WHERE project_slug = 'x' ORDER BY id",
+            "tasks_by_project_slug",
+        ),
+        (
+            "SELECT * FROM tasks WHERE priority = 'x' ORDER BY id",
+            "tasks_by_priority",
+        ),
+        (
+            "SELECT * FROM tasks WHERE parent_id = 1 ORDER BY id",
+            "tasks_by_parent_id",
+        ),
+        (
+            "SELECT * FROM audit_log WHERE task_id = 1 ORDER BY id",
+            "audit_by_task_id",
+        ),
+        (
+            "SELECT * FROM audit_log WHERE actor_id = 'x' ORDER BY id",
+            "audit_by_actor_id",
+        ),
+        (
+            "SELECT * FROM audit_log WHERE action = 'x' ORDER BY id",
+            "audit_by_action",
+        ),
+        (
+            "SELECT * FROM audit_log WHERE project_slug = 'x' ORDER BY id",
+            "audit_by_project_slug",
+        ),
+    ] {
+        let p = plan(sql);
+        assert!(p.contains(index), "{sql}: {p}");
+    }
+}
+
+#[tokio::test]
+async fn urls_open_files_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let abs = dir.path().join("url.db");
+    let store = SqliteStore::connect(&format!("sqlite://{}", abs.display()))
+        .await
+        .unwrap();
+    assert_eq!(store.path(), abs);
+    assert!(abs.exists(), "a missing file is created");
+    let mem = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    mem.ping().await.unwrap();
+    let err = SqliteStore::connect("mysql://nope").await.unwrap_err();
+    assert!(err.to_string().contains("unsupported SQLite URL"), "{err}");
+}
+
+#[tokio::test]
+async fn readers_see_committed_writes_immediately() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = TaskFlow::new(Arc::new(
+        SqliteStore::open(dir.path().join("t.db")).await.unwrap(),
+    ));
+    for i in 0..20 {
+        let t = flow
+            .create_task(&admin(), NewTask::titled(format!("t{i}")))
+            .await
+            .unwrap();
+        let page = flow
+            .list_tasks(&admin(), &TaskFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(page.total, i + 1);
+        assert_eq!(flow.get_task(&admin(), t.id).await.unwrap(), t);
+    }
+}

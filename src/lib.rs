@@ -1,0 +1,62 @@
+//! # taskflow
+//!
+//! Task management shared by humans and AI agents. One lifecycle, one audit trail, and no two
+//! actors can ever claim the same task, whether they come through a web UI, a CLI, or an agent
+//! over MCP.
+//!
+//! This crate is a thin facade: it re-exports [`taskflow_core`] (the domain, the lifecycle and
+//! the [`TaskFlow`] service) and the stores, each behind a feature.
+//!
+//! # Features
+//!
+//! - `sqlite` (default): [`SqliteStore`], an embedded store on bundled SQLite. Works offline on a
+//!   file or in memory.
+//!
+//! # Embedding
+//!
+//! ```
+//! use std::sync::Arc;
+//! use taskflow::{ActorType, Identity, NewTask, SqliteStore, TaskFlow, TaskStatus};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> taskflow::Result<()> {
+//! # let dir = tempfile::tempdir().map_err(taskflow::Error::backend)?;
+//! # let path = dir.path().join("tasks.db");
+//! let flow = TaskFlow::new(Arc::new(SqliteStore::open(&path).await?));
+//!
+//! let lead = Identity::admin("lead");
+//! let agent = Identity::user("agent-7");
+//! flow.put_worker(&lead, &agent.id, ActorType::Agent, Some("Agent 7".into())).await?;
+//!
+//! let task = flow.create_task(&lead, NewTask::titled("Triage the backlog")).await?;
+//! let task = flow.start(&agent, task.id, None).await?; // the agent claims it
+//! assert_eq!(task.status, TaskStatus::InProgress);
+//!
+//! // A second claim is refused by the lifecycle, not by luck.
+//! let err = flow.start(&lead, task.id, None).await.unwrap_err();
+//! assert_eq!(err.to_string(), "Cannot start task with status 'in_progress'");
+//!
+//! let trail = flow.task_audit(&lead, task.id).await?;
+//! assert_eq!(trail[1].action, "started");
+//! assert_eq!(trail[1].actor_type, ActorType::Agent);
+//! # Ok(())
+//! # }
+//! ```
+
+pub use taskflow_core::lifecycle::Action;
+pub use taskflow_core::model::{
+    Actor, ActorType, AuditEntry, AuditFilter, Identity, NewTask, Page, Priority, Task, TaskFilter,
+    TaskPatch, TaskStatus, Worker,
+};
+pub use taskflow_core::{DynStore, Error, Result, Store, TaskFlow};
+
+/// The domain crate, for everything the root does not re-export.
+pub use taskflow_core as core;
+
+#[cfg(feature = "sqlite")]
+pub use taskflow_store_sqlite::{SqliteOptions, SqliteStore};
+
+/// The README's code blocks, compiled and run as doctests so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
