@@ -1,0 +1,7 @@
+//! Integration tests of taskflow-auth against a real loopback JWKS server.
+
+mod cache;
+mod keyset;
+mod static_dev;
+mod support;
+mod tokens;
