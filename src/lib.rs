@@ -11,6 +11,12 @@
 //!
 //! - `sqlite` (default): [`SqliteStore`], an embedded store on bundled SQLite. Works offline on a
 //!   file or in memory.
+//! - `postgres`: `PgStore`, a store on PostgreSQL through sqlx, for several server processes
+//!   sharing one database. Connect with `PgStore::connect("postgres://…")`.
+//! - `auth`: [`auth`], bearer-token verification: JWKS (Better Auth out of the box), static
+//!   keys, and a dev signer that can mint tokens.
+//! - `server` (implies `auth`): [`server`], the REST API on poem-openapi with Swagger UI, and
+//!   `serve`, the ready-made server (`cargo run --release --example server`).
 //!
 //! # Embedding
 //!
@@ -55,6 +61,17 @@ pub use taskflow_core as core;
 
 #[cfg(feature = "sqlite")]
 pub use taskflow_store_sqlite::{SqliteOptions, SqliteStore};
+
+#[cfg(feature = "postgres")]
+pub use taskflow_store_pg::PgStore;
+
+/// Bearer-token verification (feature `auth`).
+#[cfg(feature = "auth")]
+pub use taskflow_auth as auth;
+
+/// The REST API and server (feature `server`).
+#[cfg(feature = "server")]
+pub use taskflow_poem as server;
 
 /// The README's code blocks, compiled and run as doctests so the README stays true.
 #[cfg(doctest)]

@@ -59,8 +59,28 @@ impl Fixture {
     }
 }
 
+/// Turns what a factory returns into a fixture: a [`Fixture`], or `Option<Fixture>` for a
+/// backend that may be unavailable (its factory says why and returns `None`; the case then ends
+/// without running).
+pub trait IntoFixture {
+    /// The fixture, or `None` to end the case without running it.
+    fn into_fixture(self) -> Option<Fixture>;
+}
+
+impl IntoFixture for Fixture {
+    fn into_fixture(self) -> Option<Fixture> {
+        Some(self)
+    }
+}
+
+impl IntoFixture for Option<Fixture> {
+    fn into_fixture(self) -> Option<Fixture> {
+        self
+    }
+}
+
 /// Expands to one `#[tokio::test]` per conformance case, each on a fresh store from `$factory`,
-/// an `async fn() -> Fixture`.
+/// an `async fn()` returning a [`Fixture`] (or an `Option<Fixture>`, see [`IntoFixture`]).
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($factory:path) => {
@@ -75,7 +95,10 @@ macro_rules! __conformance_test {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                let fixture: $crate::testkit::Fixture = $factory().await;
+                let Some(fixture) = $crate::testkit::IntoFixture::into_fixture($factory().await)
+                else {
+                    return;
+                };
                 $crate::testkit::$case(fixture.store.clone()).await;
                 drop(fixture);
             }

@@ -1,0 +1,575 @@
+//! The endpoints. Each handler parses its input, calls one [`TaskFlow`] method and maps the
+//! result; errors are mapped in [`crate::error`].
+
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi, Tags};
+use taskflow_core::TaskFlow;
+use taskflow_core::model::{AuditFilter, DEFAULT_LIMIT, MAX_LIMIT, Task, TaskFilter};
+
+use crate::auth::BearerAuth;
+use crate::body::{JsonBody, OptionalJsonBody};
+use crate::dto::{
+    AuditDto, BlockDto, CreateTaskDto, DbHealthDto, HealthDto, MeDto, PatchTaskDto, PriorityDto,
+    PutWorkerDto, StatusDto, TaskDto, WorkerDto,
+};
+use crate::error::ApiError;
+
+#[derive(Tags)]
+enum Tag {
+    /// Tasks and their lifecycle.
+    Tasks,
+    /// The audit trail.
+    Audit,
+    /// The worker registry (who is an agent).
+    Workers,
+    /// The caller.
+    Me,
+    /// Liveness and database checks.
+    Health,
+}
+
+/// A task, with its version as a strong `ETag`.
+#[derive(ApiResponse)]
+pub enum TaskResponse {
+    /// The task after the call.
+    #[oai(status = 200)]
+    Ok(Json<TaskDto>, #[oai(header = "ETag")] String),
+}
+
+/// A created task.
+#[derive(ApiResponse)]
+pub enum CreateTaskResponse {
+    /// The new task.
+    #[oai(status = 201)]
+    Created(Json<TaskDto>, #[oai(header = "ETag")] String),
+}
+
+/// A page of tasks.
+#[derive(ApiResponse)]
+pub enum TaskListResponse {
+    /// Tasks ordered by id; `X-Total-Count` counts every match.
+    #[oai(status = 200)]
+    Ok(Json<Vec<TaskDto>>, #[oai(header = "X-Total-Count")] u64),
+}
+
+/// A deleted task.
+#[derive(ApiResponse)]
+pub enum DeleteTaskResponse {
+    /// Deleted; its audit rows stay.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// A task's audit trail.
+#[derive(ApiResponse)]
+pub enum TaskAuditResponse {
+    /// Every row, oldest first; empty for an id that never existed.
+    #[oai(status = 200)]
+    Ok(Json<Vec<AuditDto>>),
+}
+
+/// A page of the audit trail.
+#[derive(ApiResponse)]
+pub enum AuditListResponse {
+    /// Rows oldest first; `X-Total-Count` counts every match.
+    #[oai(status = 200)]
+    Ok(Json<Vec<AuditDto>>, #[oai(header = "X-Total-Count")] u64),
+}
+
+/// One worker.
+#[derive(ApiResponse)]
+pub enum WorkerResponse {
+    /// The worker.
+    #[oai(status = 200)]
+    Ok(Json<WorkerDto>),
+}
+
+/// Every worker.
+#[derive(ApiResponse)]
+pub enum WorkerListResponse {
+    /// Workers ordered by id.
+    #[oai(status = 200)]
+    Ok(Json<Vec<WorkerDto>>),
+}
+
+/// The caller.
+#[derive(ApiResponse)]
+pub enum MeResponse {
+    /// Who the token speaks for, and whether they are an agent.
+    #[oai(status = 200)]
+    Ok(Json<MeDto>),
+}
+
+/// Liveness.
+#[derive(ApiResponse)]
+pub enum HealthResponse {
+    /// The process answers.
+    #[oai(status = 200)]
+    Ok(Json<HealthDto>),
+}
+
+/// Database reachability.
+#[derive(ApiResponse)]
+pub enum DbHealthResponse {
+    /// The database answers.
+    #[oai(status = 200)]
+    Ok(Json<DbHealthDto>),
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+fn etag(task: &Task) -> String {
+    format!("\"{}\"", task.version)
+}
+
+fn task_ok(task: Task) -> TaskResponse {
+    let tag = etag(&task);
+    TaskResponse::Ok(Json(task.into()), tag)
+}
+
+/// The version an `If-Match` header demands: `None` for no header or `*` (any existing task).
+/// Weak tags never match (strong comparison), and neither does anything unparseable: both
+/// yield version 0, which no task has, so the answer is 412 with the current version.
+fn expected_version(if_match: Option<&str>) -> Option<i64> {
+    let value = if_match?.trim();
+    if value == "*" {
+        return None;
+    }
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|tag| !tag.starts_with("W/"))
+        .find_map(|tag| tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
+        .or(Some(0))
+}
+
+fn page_limit(limit: Option<i64>) -> Result<u32> {
+    let limit = limit.unwrap_or(i64::from(DEFAULT_LIMIT));
+    u32::try_from(limit)
+        .ok()
+        .filter(|l| (1..=MAX_LIMIT).contains(l))
+        .ok_or_else(|| {
+            ApiError::unprocessable("limit", format!("must be between 1 and {MAX_LIMIT}"))
+        })
+}
+
+fn page_offset(offset: Option<i64>) -> Result<u64> {
+    u64::try_from(offset.unwrap_or(0))
+        .map_err(|_| ApiError::unprocessable("offset", "must be 0 or more"))
+}
+
+/// The taskflow REST API.
+pub struct Api {
+    flow: TaskFlow,
+}
+
+impl Api {
+    /// The API over a service.
+    pub fn new(flow: TaskFlow) -> Self {
+        Api { flow }
+    }
+}
+
+#[OpenApi]
+impl Api {
+    /// Liveness
+    ///
+    /// Answers while the process is up, with the taskflow version. No auth.
+    #[oai(path = "/health", method = "get", tag = "Tag::Health")]
+    async fn health(&self) -> HealthResponse {
+        HealthResponse::Ok(Json(HealthDto {
+            status: "healthy".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }))
+    }
+
+    /// Database check
+    ///
+    /// 200 when the database answers, 503 `Database error: …` when it does not. No auth.
+    #[oai(path = "/api/health/db", method = "get", tag = "Tag::Health")]
+    async fn db_health(&self) -> Result<DbHealthResponse> {
+        self.flow.health().await.map_err(|e| {
+            ApiError::new(
+                poem::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("Database error: {e}"),
+            )
+        })?;
+        Ok(DbHealthResponse::Ok(Json(DbHealthDto {
+            database: "connected".to_owned(),
+        })))
+    }
+
+    /// Create a task
+    ///
+    /// Starts `pending` (or `blocked` if asked). `parent_id` 0 means none. Writes one `created`
+    /// audit row.
+    #[oai(path = "/api/tasks", method = "post", tag = "Tag::Tasks")]
+    async fn create_task(
+        &self,
+        auth: BearerAuth,
+        body: JsonBody<CreateTaskDto>,
+    ) -> Result<CreateTaskResponse> {
+        let task = self
+            .flow
+            .create_task(&auth.identity(), body.0.into())
+            .await?;
+        let tag = etag(&task);
+        Ok(CreateTaskResponse::Created(Json(task.into()), tag))
+    }
+
+    /// List tasks
+    ///
+    /// Ordered by id. `X-Total-Count` is the number of matches before paging.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/api/tasks", method = "get", tag = "Tag::Tasks")]
+    async fn list_tasks(
+        &self,
+        auth: BearerAuth,
+        /// Only this status.
+        status: Query<Option<StatusDto>>,
+        /// Only tasks assigned to this actor id.
+        assigned_to: Query<Option<String>>,
+        /// Only this project slug.
+        project: Query<Option<String>>,
+        /// Only this priority.
+        priority: Query<Option<PriorityDto>>,
+        /// Only subtasks of this task (0 = no filter).
+        parent_id: Query<Option<i64>>,
+        /// Page size, 1..=100 (default 50).
+        limit: Query<Option<i64>>,
+        /// Rows to skip (default 0).
+        offset: Query<Option<i64>>,
+    ) -> Result<TaskListResponse> {
+        let filter = TaskFilter {
+            status: status.0.map(Into::into),
+            assigned_to: assigned_to.0,
+            project: project.0,
+            priority: priority.0.map(Into::into),
+            parent_id: parent_id.0,
+            limit: page_limit(limit.0)?,
+            offset: page_offset(offset.0)?,
+        };
+        let page = self.flow.list_tasks(&auth.identity(), &filter).await?;
+        Ok(TaskListResponse::Ok(
+            Json(page.items.into_iter().map(Into::into).collect()),
+            page.total,
+        ))
+    }
+
+    /// Get a task
+    #[oai(path = "/api/tasks/:id", method = "get", tag = "Tag::Tasks")]
+    async fn get_task(&self, auth: BearerAuth, id: Path<i64>) -> Result<TaskResponse> {
+        Ok(task_ok(self.flow.get_task(&auth.identity(), id.0).await?))
+    }
+
+    /// Update a task
+    ///
+    /// An absent field is unchanged; `null` clears it. A `status` change must be a row of the
+    /// lifecycle table and has that row's effects and policy. A patch that changes nothing
+    /// writes nothing. Honours `If-Match`.
+    #[oai(path = "/api/tasks/:id", method = "patch", tag = "Tag::Tasks")]
+    async fn update_task(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The task's `ETag`; 412 if it has moved on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        body: JsonBody<PatchTaskDto>,
+    ) -> Result<TaskResponse> {
+        let patch = body.0.try_into()?;
+        let expected = expected_version(if_match.0.as_deref());
+        let task = self
+            .flow
+            .update_task(&auth.identity(), id.0, &patch, expected)
+            .await?;
+        Ok(task_ok(task))
+    }
+
+    /// Delete a task (admin)
+    ///
+    /// Refused with 409 while it has subtasks. Its audit rows stay. Honours `If-Match`.
+    #[oai(path = "/api/tasks/:id", method = "delete", tag = "Tag::Tasks")]
+    async fn delete_task(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The task's `ETag`; 412 if it has moved on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<DeleteTaskResponse> {
+        let expected = expected_version(if_match.0.as_deref());
+        self.flow
+            .delete_task(&auth.identity(), id.0, expected)
+            .await?;
+        Ok(DeleteTaskResponse::NoContent)
+    }
+
+    /// Start (claim) a task
+    ///
+    /// `pending` → `in_progress`, assigned to the caller. Of concurrent starts exactly one wins;
+    /// the others get 400 `Cannot start task with status 'in_progress'`.
+    #[oai(path = "/api/tasks/:id/start", method = "post", tag = "Tag::Tasks")]
+    async fn start(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The task's `ETag`; 412 if it has moved on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<TaskResponse> {
+        let expected = expected_version(if_match.0.as_deref());
+        Ok(task_ok(
+            self.flow.start(&auth.identity(), id.0, expected).await?,
+        ))
+    }
+
+    /// Report progress
+    ///
+    /// On an `in_progress` task, by its assignee or an admin. Records `{percent, note}`.
+    #[oai(path = "/api/tasks/:id/progress", method = "post", tag = "Tag::Tasks")]
+    async fn progress(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// 0..=100.
+        percent: Query<i32>,
+        /// An optional note for the audit trail.
+        note: Query<Option<String>>,
+        /// The task's `ETag`; 412 if it has moved on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<TaskResponse> {
+        let expected = expected_version(if_match.0.as_deref());
+        let task = self
+            .flow
+            .progress(&auth.identity(), id.0, percent.0, note.0, expected)
+            .await?;
+        Ok(task_ok(task))
+    }
+
+    /// Submit for review
+    ///
+    /// `in_progress` → `review`, by the assignee or an admin.
+    #[oai(path = "/api/tasks/:id/review", method = "post", tag = "Tag::Tasks")]
+    async fn review(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The task's `ETag`; 412 if it has moved on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<TaskResponse> {
+        let expected = expected_version(if_match.0.as_deref());
+        let task = self
+            .flow
+            .submit_for_review(&auth.identity(), id.0, expected)
+            .await?;
+        Ok(task_ok(task))
+    }
+
+    /// Request changes
+    ///
+    /// `review` → `in_progress`, by anyone.
+    #[oai(
+        path = "/api/tasks/:id/request-changes",
+        method = "post",
+        tag = "Tag::Tasks"
+    )]
+    async fn request_changes(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The task's `ETag`; 412 if it has moved on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<TaskResponse> {
+        let expected = expected_version(if_match.0.as_deref());
+        let task = self
+            .flow
+            .request_changes(&auth.identity(), id.0, expected)
+            .await?;
+        Ok(task_ok(task))
+    }
+
+    /// Complete a task
+    ///
+    /// From `in_progress` (assignee or admin) or `review` (anyone). Sets progress to 100.
+    #[oai(path = "/api/tasks/:id/complete", method = "post", tag = "Tag::Tasks")]
+    async fn complete(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The task's `ETag`; 412 if it has moved on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<TaskResponse> {
+        let expected = expected_version(if_match.0.as_deref());
+        Ok(task_ok(
+            self.flow.complete(&auth.identity(), id.0, expected).await?,
+        ))
+    }
+
+    /// Block a task
+    ///
+    /// From `pending`, `in_progress` or `review`. The body and its `reason` are optional.
+    #[oai(path = "/api/tasks/:id/block", method = "post", tag = "Tag::Tasks")]
+    async fn block(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The task's `ETag`; 412 if it has moved on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        body: OptionalJsonBody<BlockDto>,
+    ) -> Result<TaskResponse> {
+        let expected = expected_version(if_match.0.as_deref());
+        let task = self
+            .flow
+            .block(&auth.identity(), id.0, body.0.reason, expected)
+            .await?;
+        Ok(task_ok(task))
+    }
+
+    /// Unblock a task
+    ///
+    /// Back to `in_progress` if assigned, else `pending`.
+    #[oai(path = "/api/tasks/:id/unblock", method = "post", tag = "Tag::Tasks")]
+    async fn unblock(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The task's `ETag`; 412 if it has moved on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<TaskResponse> {
+        let expected = expected_version(if_match.0.as_deref());
+        Ok(task_ok(
+            self.flow.unblock(&auth.identity(), id.0, expected).await?,
+        ))
+    }
+
+    /// A task's audit trail
+    ///
+    /// Oldest first. It outlives the task: rows of a deleted task are still answered.
+    #[oai(path = "/api/tasks/:id/audit", method = "get", tag = "Tag::Audit")]
+    async fn task_audit(&self, auth: BearerAuth, id: Path<i64>) -> Result<TaskAuditResponse> {
+        let rows = self.flow.task_audit(&auth.identity(), id.0).await?;
+        Ok(TaskAuditResponse::Ok(Json(
+            rows.into_iter().map(Into::into).collect(),
+        )))
+    }
+
+    /// Search the audit trail
+    ///
+    /// Oldest first. `action` is free text. `X-Total-Count` is the number of matches.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/api/audit", method = "get", tag = "Tag::Audit")]
+    async fn list_audit(
+        &self,
+        auth: BearerAuth,
+        /// Only rows about this task.
+        task_id: Query<Option<i64>>,
+        /// Only rows by this actor.
+        actor_id: Query<Option<String>>,
+        /// Only this action, e.g. `started`.
+        action: Query<Option<String>>,
+        /// Only this project slug.
+        project: Query<Option<String>>,
+        /// Page size, 1..=100 (default 50).
+        limit: Query<Option<i64>>,
+        /// Rows to skip (default 0).
+        offset: Query<Option<i64>>,
+    ) -> Result<AuditListResponse> {
+        let filter = AuditFilter {
+            task_id: task_id.0,
+            actor_id: actor_id.0,
+            action: action.0,
+            project: project.0,
+            limit: page_limit(limit.0)?,
+            offset: page_offset(offset.0)?,
+        };
+        let page = self.flow.list_audit(&auth.identity(), &filter).await?;
+        Ok(AuditListResponse::Ok(
+            Json(page.items.into_iter().map(Into::into).collect()),
+            page.total,
+        ))
+    }
+
+    /// The caller
+    ///
+    /// The token's id, email and role, and the actor type from the worker registry.
+    #[oai(path = "/api/me", method = "get", tag = "Tag::Me")]
+    async fn me(&self, auth: BearerAuth) -> Result<MeResponse> {
+        let actor = self.flow.actor(&auth.identity()).await?;
+        Ok(MeResponse::Ok(Json(MeDto::new(&auth.0, &actor))))
+    }
+
+    /// List workers
+    #[oai(path = "/api/workers", method = "get", tag = "Tag::Workers")]
+    async fn list_workers(&self, auth: BearerAuth) -> Result<WorkerListResponse> {
+        let workers = self.flow.list_workers(&auth.identity()).await?;
+        Ok(WorkerListResponse::Ok(Json(
+            workers.into_iter().map(Into::into).collect(),
+        )))
+    }
+
+    /// Get a worker
+    #[oai(path = "/api/workers/:id", method = "get", tag = "Tag::Workers")]
+    async fn get_worker(&self, auth: BearerAuth, id: Path<String>) -> Result<WorkerResponse> {
+        let worker = self.flow.get_worker(&auth.identity(), &id.0).await?;
+        Ok(WorkerResponse::Ok(Json(worker.into())))
+    }
+
+    /// Register a worker (admin)
+    ///
+    /// Upserts: a re-PUT replaces type and name (an omitted name clears it) and keeps
+    /// `created_at`. An agent's actions are then recorded with `actor_type` `agent`.
+    #[oai(path = "/api/workers/:id", method = "put", tag = "Tag::Workers")]
+    async fn put_worker(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+        body: JsonBody<PutWorkerDto>,
+    ) -> Result<WorkerResponse> {
+        let worker = self
+            .flow
+            .put_worker(
+                &auth.identity(),
+                &id.0,
+                body.0.worker_type.into(),
+                body.0.name,
+            )
+            .await?;
+        Ok(WorkerResponse::Ok(Json(worker.into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_parsing() {
+        assert_eq!(expected_version(None), None);
+        assert_eq!(expected_version(Some("*")), None);
+        assert_eq!(expected_version(Some("\"3\"")), Some(3));
+        assert_eq!(expected_version(Some(" W/\"3\", \"4\" ")), Some(4));
+        assert_eq!(expected_version(Some("W/\"3\"")), Some(0));
+        assert_eq!(expected_version(Some("3")), Some(0));
+    }
+
+    #[test]
+    fn paging_bounds() {
+        assert_eq!(page_limit(None).unwrap(), 50);
+        assert!(page_limit(Some(0)).is_err());
+        assert!(page_limit(Some(101)).is_err());
+        assert!(page_limit(Some(-1)).is_err());
+        assert_eq!(page_offset(Some(5)).unwrap(), 5);
+        assert_eq!(
+            page_offset(Some(-1)).unwrap_err().message(),
+            "offset: must be 0 or more"
+        );
+    }
+}

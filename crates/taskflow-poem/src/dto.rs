@@ -1,0 +1,374 @@
+//! Wire types. They are kept apart from the domain types, with conversions both ways; a domain
+//! crate never sees poem.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Enum, Object};
+use serde::Deserialize;
+use taskflow_core::model::{
+    Actor, ActorType, AuditEntry, NewTask, Priority, Task, TaskPatch, TaskStatus, Worker,
+};
+
+use crate::error::ApiError;
+
+/// Declares a wire enum that mirrors a domain enum, with conversions both ways.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $wire:ident <=> $domain:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Deserialize)]
+        $(#[$meta])*
+        #[oai(rename_all = "snake_case")]
+        #[serde(rename_all = "snake_case")]
+        pub enum $wire {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl From<$wire> for $domain {
+            fn from(v: $wire) -> Self {
+                match v {
+                    $($wire::$variant => $domain::$variant),+
+                }
+            }
+        }
+
+        impl From<$domain> for $wire {
+            fn from(v: $domain) -> Self {
+                match v {
+                    $($domain::$variant => $wire::$variant),+
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// Where a task is in its lifecycle.
+    #[oai(rename = "TaskStatus")]
+    StatusDto <=> TaskStatus {
+        /// Not started.
+        Pending,
+        /// Claimed and being worked on.
+        InProgress,
+        /// Waiting for review.
+        Review,
+        /// Done (terminal).
+        Completed,
+        /// Waiting on something else.
+        Blocked,
+    }
+);
+
+wire_enum!(
+    /// How urgent a task is.
+    #[oai(rename = "Priority")]
+    PriorityDto <=> Priority {
+        /// Whenever.
+        Low,
+        /// The default.
+        Medium,
+        /// Soon.
+        High,
+        /// Now.
+        Critical,
+    }
+);
+
+wire_enum!(
+    /// A human or an AI agent.
+    #[oai(rename = "ActorType")]
+    ActorTypeDto <=> ActorType {
+        /// A person (anyone without a worker row).
+        Human,
+        /// An AI agent.
+        Agent,
+    }
+);
+
+/// A task.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Task")]
+pub struct TaskDto {
+    /// Assigned by the server; never reused.
+    pub id: i64,
+    /// 1..=200 characters.
+    pub title: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Lifecycle state.
+    pub status: StatusDto,
+    /// Urgency.
+    pub priority: PriorityDto,
+    /// 0..=100.
+    pub progress_percent: i32,
+    /// Who owns the work.
+    pub assigned_to: Option<String>,
+    /// Project.
+    pub project_slug: Option<String>,
+    /// Parent task.
+    pub parent_id: Option<i64>,
+    /// Creation time (UTC).
+    pub created_at: DateTime<Utc>,
+    /// Last change (UTC).
+    pub updated_at: DateTime<Utc>,
+    /// Starts at 1, +1 per change. Also sent as the `ETag` header.
+    pub version: i64,
+}
+
+impl From<Task> for TaskDto {
+    fn from(t: Task) -> Self {
+        TaskDto {
+            id: t.id,
+            title: t.title,
+            description: t.description,
+            status: t.status.into(),
+            priority: t.priority.into(),
+            progress_percent: t.progress_percent,
+            assigned_to: t.assigned_to,
+            project_slug: t.project_slug,
+            parent_id: t.parent_id,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            version: t.version,
+        }
+    }
+}
+
+/// The body of `POST /api/tasks`. Unknown fields are ignored.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[oai(rename = "TaskCreate")]
+pub struct CreateTaskDto {
+    /// Required; trimmed, then 1..=200 characters.
+    pub title: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `pending` (default) or `blocked`.
+    #[serde(default)]
+    pub status: Option<StatusDto>,
+    /// Default `medium`.
+    #[serde(default)]
+    pub priority: Option<PriorityDto>,
+    /// 0..=100, default 0.
+    #[serde(default)]
+    pub progress_percent: Option<i32>,
+    /// Initial assignee.
+    #[serde(default)]
+    pub assigned_to: Option<String>,
+    /// Project.
+    #[serde(default)]
+    pub project_slug: Option<String>,
+    /// Parent task; 0 means none.
+    #[serde(default)]
+    pub parent_id: Option<i64>,
+}
+
+impl From<CreateTaskDto> for NewTask {
+    fn from(d: CreateTaskDto) -> Self {
+        NewTask {
+            title: d.title,
+            description: d.description,
+            status: d.status.map(Into::into),
+            priority: d.priority.map(Into::into),
+            progress_percent: d.progress_percent,
+            assigned_to: d.assigned_to,
+            project_slug: d.project_slug,
+            parent_id: d.parent_id,
+        }
+    }
+}
+
+/// The body of `PATCH /api/tasks/{id}`: an absent field is unchanged, `null` clears it.
+/// `title`, `status`, `priority` and `progress_percent` cannot be null. Unknown fields are
+/// ignored.
+#[derive(Debug, Clone, Default, Object, Deserialize)]
+#[oai(rename = "TaskUpdate")]
+pub struct PatchTaskDto {
+    /// New title.
+    #[serde(default)]
+    pub title: MaybeUndefined<String>,
+    /// New description, or null.
+    #[serde(default)]
+    pub description: MaybeUndefined<String>,
+    /// A lifecycle move; it must be a row of the lifecycle table.
+    #[serde(default)]
+    pub status: MaybeUndefined<StatusDto>,
+    /// New priority.
+    #[serde(default)]
+    pub priority: MaybeUndefined<PriorityDto>,
+    /// New progress, 0..=100.
+    #[serde(default)]
+    pub progress_percent: MaybeUndefined<i32>,
+    /// New assignee, or null.
+    #[serde(default)]
+    pub assigned_to: MaybeUndefined<String>,
+    /// New project, or null.
+    #[serde(default)]
+    pub project_slug: MaybeUndefined<String>,
+    /// New parent, or null (0 also means none).
+    #[serde(default)]
+    pub parent_id: MaybeUndefined<i64>,
+}
+
+/// A field that may be absent or set, but not null.
+fn required<T>(field: &str, v: MaybeUndefined<T>) -> Result<Option<T>, ApiError> {
+    match v {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Err(ApiError::unprocessable(field, "must not be null")),
+        MaybeUndefined::Value(v) => Ok(Some(v)),
+    }
+}
+
+/// A field that may be absent, null (clear) or set.
+fn clearable<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {
+    match v {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+impl TryFrom<PatchTaskDto> for TaskPatch {
+    type Error = ApiError;
+
+    fn try_from(d: PatchTaskDto) -> Result<Self, ApiError> {
+        Ok(TaskPatch {
+            title: required("title", d.title)?,
+            description: clearable(d.description),
+            status: required("status", d.status)?.map(Into::into),
+            priority: required("priority", d.priority)?.map(Into::into),
+            progress_percent: required("progress_percent", d.progress_percent)?,
+            assigned_to: clearable(d.assigned_to),
+            project_slug: clearable(d.project_slug),
+            parent_id: clearable(d.parent_id),
+        })
+    }
+}
+
+/// The optional body of `POST /api/tasks/{id}/block`.
+#[derive(Debug, Clone, Default, Object, Deserialize)]
+#[oai(rename = "BlockRequest")]
+pub struct BlockDto {
+    /// Why the task is blocked.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// One row of the audit trail.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "AuditLog")]
+pub struct AuditDto {
+    /// Row id; ascending ids are oldest first.
+    pub id: i64,
+    /// The task the change was made to (it may since have been deleted).
+    pub task_id: i64,
+    /// The task's project after the change.
+    pub project_slug: Option<String>,
+    /// Who made the change.
+    pub actor_id: String,
+    /// Whether they were a human or an agent at the time.
+    pub actor_type: ActorTypeDto,
+    /// What happened: `created`, `started`, `progressed`, `review_requested`,
+    /// `changes_requested`, `completed`, `blocked`, `unblocked`, `updated`, `deleted`.
+    pub action: String,
+    /// Details, a JSON object or null.
+    pub context: Option<serde_json::Value>,
+    /// When (UTC).
+    pub timestamp: DateTime<Utc>,
+}
+
+impl From<AuditEntry> for AuditDto {
+    fn from(a: AuditEntry) -> Self {
+        AuditDto {
+            id: a.id,
+            task_id: a.task_id,
+            project_slug: a.project_slug,
+            actor_id: a.actor_id,
+            actor_type: a.actor_type.into(),
+            action: a.action,
+            context: a.context,
+            timestamp: a.timestamp,
+        }
+    }
+}
+
+/// A registered worker.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Worker")]
+pub struct WorkerDto {
+    /// The actor id (a JWT `sub`).
+    pub id: String,
+    /// Human or agent.
+    #[oai(rename = "type")]
+    pub worker_type: ActorTypeDto,
+    /// Display name.
+    pub name: Option<String>,
+    /// First registration (UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Worker> for WorkerDto {
+    fn from(w: Worker) -> Self {
+        WorkerDto {
+            id: w.id,
+            worker_type: w.worker_type.into(),
+            name: w.name,
+            created_at: w.created_at,
+        }
+    }
+}
+
+/// The body of `PUT /api/workers/{id}`. A re-PUT replaces the row: an omitted `name` clears it.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[oai(rename = "WorkerUpsert")]
+pub struct PutWorkerDto {
+    /// Human or agent.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub worker_type: ActorTypeDto,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The caller, as the API sees them.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Me")]
+pub struct MeDto {
+    /// The token's `sub`.
+    pub id: String,
+    /// The token's `email`, if any.
+    pub email: Option<String>,
+    /// The token's `role` (default `user`).
+    pub role: String,
+    /// From the worker registry.
+    pub actor_type: ActorTypeDto,
+}
+
+impl MeDto {
+    /// Combines the token's claims with the registry's actor type.
+    pub fn new(principal: &taskflow_auth::Principal, actor: &Actor) -> Self {
+        MeDto {
+            id: principal.id.clone(),
+            email: principal.email.clone(),
+            role: principal.role.clone(),
+            actor_type: actor.actor_type.into(),
+        }
+    }
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Health")]
+pub struct HealthDto {
+    /// Always `healthy` when the process answers.
+    pub status: String,
+    /// The taskflow version.
+    pub version: String,
+}
+
+/// `GET /api/health/db`.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "DatabaseHealth")]
+pub struct DbHealthDto {
+    /// `connected`.
+    pub database: String,
+}

@@ -1,0 +1,62 @@
+//! taskflow's REST API on [poem-openapi](https://docs.rs/poem-openapi): wire types, routes,
+//! error mapping, bearer auth with Swagger UI's Authorize button, CORS, health checks,
+//! configuration from the environment, and a [`serve`] entry point.
+//!
+//! The API takes a [`taskflow_core::Store`] (`Arc<dyn Store>`): it never touches SQL itself.
+//! `DATABASE_URL` picks the store at run time through [`open_store`].
+//!
+//! - [`api`]: thin handlers, one `ApiResponse` enum per endpoint.
+//! - [`dto`]: `Object` wire types with `From`/`TryFrom` conversions to the domain.
+//! - [`error`]: the one place errors (core, auth, and poem's own) become
+//!   `{"error": "…", "status_code": n}`.
+//! - [`body`]: JSON bodies whose errors name the field, and the 64 KiB limit.
+//! - [`config`]: configuration from the environment, [`Config::from_env`].
+//!
+//! # Features
+//!
+//! - `sqlite` (default): open `sqlite:` URLs.
+//! - `postgres`: open `postgres://` URLs.
+//!
+//! # Example
+//!
+//! An app over an in-memory store with the dev signer, answering a real request:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use taskflow_auth::{DevAuth, TokenClaims};
+//! use taskflow_core::TaskFlow;
+//! use poem::test::TestClient;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = taskflow_poem::open_store("sqlite::memory:").await?;
+//! let dev = DevAuth::ed25519_ephemeral()?;
+//! let token = dev.mint(&TokenClaims::new("ada"))?;
+//! let app = taskflow_poem::app(TaskFlow::new(store), Arc::new(dev), &[]);
+//!
+//! let client = TestClient::new(app);
+//! let resp = client
+//!     .post("/api/tasks")
+//!     .header("Authorization", format!("Bearer {token}"))
+//!     .body_json(&serde_json::json!({"title": "Ship it"}))
+//!     .send()
+//!     .await;
+//! resp.assert_status(poem::http::StatusCode::CREATED);
+//! resp.assert_header("ETag", "\"1\"");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod dto;
+pub mod error;
+mod server;
+
+pub use config::{AuthConfig, Config, ConfigError};
+pub use error::{ApiError, ErrorBody};
+pub use server::{
+    ServeError, VERSION, app, init_logging, open_store, openapi_json, serve, verifier,
+};

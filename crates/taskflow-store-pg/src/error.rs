@@ -1,0 +1,101 @@
+//! The store's private error, richer than the core one it converts to.
+
+use std::io;
+
+use sqlx::error::DatabaseError;
+use sqlx::migrate::MigrateError;
+use sqlx::postgres::PgConnectOptions;
+
+/// Everything that can go wrong inside [`crate::PgStore`]. Callers only see it through
+/// [`taskflow_core::Error::Backend`], whose text is this type's `Display`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PgError {
+    /// The URL could not be read. The text never repeats the URL, which may hold a password.
+    #[error("invalid Postgres URL: {0}")]
+    InvalidUrl(String),
+
+    /// No connection could be opened.
+    #[error("cannot connect to Postgres at {target}: {reason}")]
+    Connect {
+        /// `host:port` or the socket path; never the password.
+        target: String,
+        /// Why, in a few words.
+        reason: String,
+        /// The driver's error, when there is one.
+        #[source]
+        source: Option<sqlx::Error>,
+    },
+
+    /// The embedded migrations failed to apply.
+    #[error("Postgres migrations failed: {0}")]
+    Migrate(#[from] MigrateError),
+
+    /// A statement failed (including a lost connection or a closed pool).
+    #[error("Postgres query failed: {0}")]
+    Query(#[from] sqlx::Error),
+
+    /// A stored value does not read back as its domain type.
+    #[error("unreadable value in column {column}: {message}")]
+    Corrupt {
+        /// The column that held it.
+        column: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl PgError {
+    /// A connection failure to `target`, with a short reason taken from `err`.
+    pub(crate) fn connect(target: String, err: sqlx::Error) -> Self {
+        PgError::Connect {
+            target,
+            reason: reason(&err),
+            source: Some(err),
+        }
+    }
+}
+
+impl From<PgError> for taskflow_core::Error {
+    fn from(err: PgError) -> Self {
+        taskflow_core::Error::backend(err)
+    }
+}
+
+/// Where `options` points, for messages: `host:port` or the Unix socket, never credentials.
+pub(crate) fn target(options: &PgConnectOptions) -> String {
+    let port = options.get_port();
+    match options.get_socket() {
+        Some(dir) => format!("{}/.s.PGSQL.{port}", dir.display()),
+        None => {
+            let host = options.get_host();
+            if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        }
+    }
+}
+
+/// The gist of a connection error: `connection refused` rather than the driver's whole chain.
+fn reason(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Io(io) => match io.kind() {
+            io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            io::ErrorKind::TimedOut => "timed out".to_owned(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Tls(tls) => format!("TLS failed: {tls}"),
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether `err` is a violation of the `tasks.parent_id` foreign key (SQLSTATE 23503).
+pub(crate) fn is_parent_fk_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db: &dyn DatabaseError| {
+            db.is_foreign_key_violation() && db.constraint() == Some("tasks_parent_id_fkey")
+        })
+}

@@ -1,0 +1,217 @@
+//! [`PgStore`]: taskflow's PostgreSQL store, on [sqlx](https://docs.rs/sqlx).
+//!
+//! PostgreSQL is how taskflow scales out: several stateless server processes, each with its own
+//! [`PgStore`] and connection pool, share one database. Every guarantee of
+//! [`taskflow_core::Store`] holds across them, because it is kept by the database rather than
+//! by the process:
+//!
+//! - each write and its audit row commit in one transaction;
+//! - an update is `UPDATE … WHERE id = $1 AND version = $2`, a compare-and-set that PostgreSQL's
+//!   row locks make exclusive, so of 50 processes racing to start one task exactly one wins;
+//! - a delete is a compare-and-set too, and a task with subtasks is refused both by a check in
+//!   the transaction and by the `parent_id` foreign key, so a racing subtask cannot slip in;
+//! - ids come from identity columns, which never hand a value out twice.
+//!
+//! The schema lives in numbered `.sql` migrations embedded in the binary
+//! (`crates/taskflow-store-pg/migrations/`). [`PgStore::connect`] applies any that are missing;
+//! [`PgStore::migrate`] does the same on demand, and is a no-op when the schema is current.
+//! Concurrent starters are safe: sqlx serialises migrations with an advisory lock.
+//!
+//! Queries are checked at run time, so building this crate needs no database.
+//!
+//! # TLS
+//!
+//! This build speaks plain TCP or Unix sockets only; `sslmode=prefer` (the default) falls back
+//! to plain text and `sslmode=require` fails with a clear error. That suits a database on the
+//! same host or private network.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use taskflow_core::{TaskFlow, model::{Identity, NewTask}};
+//! use taskflow_store_pg::PgStore;
+//!
+//! # async fn run() -> taskflow_core::Result<()> {
+//! // Connects, and applies any migrations the database lacks.
+//! let store = PgStore::connect("postgres://taskflow@127.0.0.1:5432/taskflow").await?;
+//! let flow = TaskFlow::new(Arc::new(store));
+//!
+//! let alice = Identity::user("alice");
+//! let task = flow.create_task(&alice, NewTask::titled("Write docs")).await?;
+//! let started = flow.start(&alice, task.id, None).await?;
+//! assert_eq!(started.assigned_to.as_deref(), Some("alice"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! To tune the pool, start from [`PgStore::default_pool_options`]:
+//!
+//! ```no_run
+//! use std::str::FromStr;
+//!
+//! use taskflow_store_pg::{PgConnectOptions, PgStore};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = PgConnectOptions::from_str("postgres://taskflow@db.internal/taskflow")?;
+//! let pool = PgStore::default_pool_options().max_connections(32);
+//! let store = PgStore::connect_with(options, pool).await?;
+//! # drop(store);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Connection;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgConnection;
+pub use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use taskflow_core::Result;
+
+mod error;
+mod rows;
+mod store;
+
+use error::PgError;
+
+/// The embedded migrations, from `migrations/` in this crate.
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// How long to wait for a connection (opening one, or a free one from the pool) by default.
+/// Short, so that a database that is down or unreachable fails a request promptly.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default pool size of one [`PgStore`]. Every server process has its own pool, so the
+/// database sees this many connections per process at most.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// The name a connection reports in `pg_stat_activity` unless its URL names another.
+const APPLICATION_NAME: &str = "taskflow";
+
+/// taskflow's PostgreSQL store: a [`taskflow_core::Store`] over a sqlx [`PgPool`].
+///
+/// Cloning is cheap and shares the pool. Use it behind [`taskflow_core::DynStore`]
+/// (`Arc<dyn Store>`), usually through [`taskflow_core::TaskFlow`].
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl fmt::Debug for PgStore {
+    // By hand, so that no connect option (and so no password) can end up in a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("connections", &self.pool.size())
+            .field("idle", &self.pool.num_idle())
+            .field("closed", &self.pool.is_closed())
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`,
+    /// or `postgresql://…`) with [`PgStore::default_pool_options`], and applies any missing
+    /// migrations.
+    ///
+    /// Fails with a [`taskflow_core::Error::Backend`] whose text says what went wrong without
+    /// repeating the password, e.g. `cannot connect to Postgres at 127.0.0.1:5432: connection
+    /// refused`, or `invalid Postgres URL: …`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = parse_url(url)?;
+        Self::connect_with(options, Self::default_pool_options()).await
+    }
+
+    /// Connects with explicit connection and pool options, and applies any missing migrations.
+    ///
+    /// The pool is opened with at least one live connection, so a wrong address, user,
+    /// password or database name fails here rather than on the first request.
+    pub async fn connect_with(options: PgConnectOptions, pool: PgPoolOptions) -> Result<Self> {
+        let options = match options.get_application_name() {
+            Some(_) => options,
+            None => options.application_name(APPLICATION_NAME),
+        };
+        let target = error::target(&options);
+        probe(&options, &target, pool.get_acquire_timeout()).await?;
+        let pool = pool
+            .connect_with(options)
+            .await
+            .map_err(|err| PgError::connect(target.clone(), err))?;
+        tracing::info!(%target, "connected to Postgres");
+        Self::from_pool(pool).await
+    }
+
+    /// Wraps an existing pool, and applies any missing migrations.
+    pub async fn from_pool(pool: PgPool) -> Result<Self> {
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The pool options [`PgStore::connect`] uses: at most [`DEFAULT_MAX_CONNECTIONS`]
+    /// connections, and [`DEFAULT_ACQUIRE_TIMEOUT`] to get one.
+    pub fn default_pool_options() -> PgPoolOptions {
+        PgPoolOptions::new()
+            .max_connections(DEFAULT_MAX_CONNECTIONS)
+            .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
+    }
+
+    /// Applies the embedded migrations that the database lacks. Re-running it is a no-op.
+    ///
+    /// Fails if the database holds a migration this build does not know, or one whose
+    /// checksum differs from the embedded file (an edited migration).
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await.map_err(PgError::from)?;
+        Ok(())
+    }
+
+    /// The embedded migrations, for tooling that wants to list or apply them itself.
+    pub fn migrator() -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Reads a `postgres://` URL. Errors never repeat the URL, since it may carry a password.
+fn parse_url(url: &str) -> Result<PgConnectOptions, PgError> {
+    const EXPECTED: &str = "expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE";
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Err(PgError::InvalidUrl(format!("not a URL; {EXPECTED}")));
+    };
+    if !matches!(scheme, "postgres" | "postgresql") {
+        return Err(PgError::InvalidUrl(format!(
+            "unsupported scheme {scheme:?}; {EXPECTED}"
+        )));
+    }
+    PgConnectOptions::from_str(url).map_err(|err| PgError::InvalidUrl(format!("{err}; {EXPECTED}")))
+}
+
+/// Opens and closes one connection, to learn why connecting fails. The pool would retry a
+/// refused connection until its acquire timeout and then report only that it timed out; a
+/// single plain attempt fails at once and says why.
+async fn probe(options: &PgConnectOptions, target: &str, timeout: Duration) -> Result<(), PgError> {
+    let attempt = tokio::time::timeout(timeout, PgConnection::connect_with(options)).await;
+    let conn = match attempt {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(err)) => return Err(PgError::connect(target.to_owned(), err)),
+        Err(_) => {
+            return Err(PgError::Connect {
+                target: target.to_owned(),
+                reason: format!("no answer within {timeout:?}"),
+                source: None,
+            });
+        }
+    };
+    // The probe has done its job; failing to say goodbye politely is harmless.
+    if let Err(err) = conn.close().await {
+        tracing::debug!(%err, "closing the probe connection failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,560 @@
+//! `PgStore` behaviour beyond the conformance suite: several processes on one database,
+//! migrations, races the service cannot produce on its own, and connection failures.
+//!
+//! Tests that need a server skip (or fail under `CI=true`) without `TASKFLOW_TEST_PG_URL`;
+//! the connection-failure tests need none and always run.
+
+mod common;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::TestDb;
+use futures::future::join_all;
+use sqlx::{Connection, PgConnection, Row};
+use taskflow_core::model::{
+    ActorType, AuditEntry, Identity, NewTask, Priority, Task, TaskStatus, action, now,
+};
+use taskflow_core::{Error, Store, TaskFlow};
+use taskflow_store_pg::PgStore;
+
+fn audit(task_id: i64, action: &str) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        task_id,
+        project_slug: None,
+        actor_id: "root".into(),
+        actor_type: ActorType::Human,
+        action: action.into(),
+        context: None,
+        timestamp: now(),
+    }
+}
+
+fn new_task(title: &str, parent_id: Option<i64>) -> Task {
+    let at = now();
+    Task {
+        id: 0,
+        title: title.into(),
+        description: None,
+        status: TaskStatus::Pending,
+        priority: Priority::Medium,
+        progress_percent: 0,
+        assigned_to: None,
+        project_slug: None,
+        parent_id,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+/// Waits until some session of `db` is blocked on a lock, so that a race is set up for sure.
+async fn wait_for_lock_wait(db: &TestDb) {
+    let mut conn = PgConnection::connect_with(&db.options)
+        .await
+        .expect("connect to watch for lock waits");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("read pg_stat_activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no session ever waited on a lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    conn.close().await.ok();
+}
+
+/// Two stores with separate pools on one database stand for two server processes. 50 starts
+/// race on one task, 25 through each: one wins, 49 are refused by the lifecycle, one
+/// `started` row is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_race_50_starts_on_one_task() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let first = TaskFlow::new(Arc::new(db.store().await));
+    let second = TaskFlow::new(Arc::new(db.store().await));
+    let task = first
+        .create_task(&Identity::user("alice"), NewTask::titled("contested"))
+        .await
+        .unwrap();
+
+    let attempts = (0..50).map(|i| {
+        let flow = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tokio::spawn(async move {
+            flow.start(&Identity::user(format!("agent-{i}")), task.id, None)
+                .await
+        })
+    });
+    let results: Vec<_> = join_all(attempts)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("start task panicked"))
+        .collect();
+
+    let winners: Vec<&Task> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one winner");
+    let losers: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(losers.len(), 49);
+    for err in losers {
+        assert!(matches!(err, Error::InvalidTransition(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "Cannot start task with status 'in_progress'"
+        );
+    }
+
+    // Both processes see the same outcome.
+    let alice = Identity::user("alice");
+    let seen_first = first.get_task(&alice, task.id).await.unwrap();
+    let seen_second = second.get_task(&alice, task.id).await.unwrap();
+    assert_eq!(seen_first, seen_second);
+    assert_eq!(seen_first.version, 2);
+    assert_eq!(seen_first.status, TaskStatus::InProgress);
+    assert_eq!(seen_first.assigned_to, winners[0].assigned_to);
+    let started: Vec<AuditEntry> = second
+        .task_audit(&alice, task.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.action == action::STARTED)
+        .collect();
+    assert_eq!(started.len(), 1, "exactly one started row");
+    assert_eq!(Some(&started[0].actor_id), seen_first.assigned_to.as_ref());
+
+    first.store().close().await.unwrap();
+    second.store().close().await.unwrap();
+}
+
+/// On an empty database the migrations create the schema; running them again changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_apply_from_zero_and_rerun_is_a_no_op() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
+    let tables = "SELECT table_name::text FROM information_schema.tables \
+                  WHERE table_schema = 'public' ORDER BY table_name";
+    let before: Vec<String> = sqlx::query_scalar(tables)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        before.is_empty(),
+        "a fresh database has no tables: {before:?}"
+    );
+
+    let store = db.store().await;
+    let after: Vec<String> = sqlx::query_scalar(tables)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(after, ["_sqlx_migrations", "audit_log", "tasks", "workers"]);
+
+    let applied = "SELECT version, success, installed_on::text AS installed_on \
+                   FROM _sqlx_migrations ORDER BY version";
+    let read_applied = |rows: Vec<sqlx::postgres::PgRow>| {
+        rows.iter()
+            .map(|r| {
+                (
+                    r.get::<i64, _>("version"),
+                    r.get::<bool, _>("success"),
+                    r.get::<String, _>("installed_on"),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = read_applied(sqlx::query(applied).fetch_all(&mut conn).await.unwrap());
+    let embedded: Vec<i64> = PgStore::migrator().iter().map(|m| m.version).collect();
+    assert!(!embedded.is_empty());
+    assert_eq!(
+        first.iter().map(|(v, _, _)| *v).collect::<Vec<_>>(),
+        embedded,
+        "every embedded migration is applied"
+    );
+    assert!(first.iter().all(|(_, ok, _)| *ok));
+
+    // Again, explicitly and through a second connect: nothing is re-applied.
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    let again = db.store().await;
+    let second = read_applied(sqlx::query(applied).fetch_all(&mut conn).await.unwrap());
+    assert_eq!(first, second, "re-running migrations is a no-op");
+
+    // The schema promises of the issue: identity ids, jsonb context, timestamptz times.
+    let columns: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, data_type::text \
+         FROM information_schema.columns \
+         WHERE table_schema = 'public' AND (column_name IN ('context', 'created_at', \
+               'updated_at', 'timestamp') OR (column_name = 'id' AND table_name <> 'workers')) \
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let tz = "timestamp with time zone";
+    assert_eq!(
+        columns,
+        [
+            ("audit_log", "context", "jsonb"),
+            ("audit_log", "id", "bigint"),
+            ("audit_log", "timestamp", tz),
+            ("tasks", "created_at", tz),
+            ("tasks", "id", "bigint"),
+            ("tasks", "updated_at", tz),
+            ("workers", "created_at", tz),
+        ]
+        .map(|(t, c, d)| (t.to_owned(), c.to_owned(), d.to_owned()))
+    );
+    let identities: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.columns \
+         WHERE table_schema = 'public' AND column_name = 'id' AND is_identity = 'YES'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        identities, 2,
+        "tasks.id and audit_log.id are identity columns"
+    );
+
+    // Every list filter and audit lookup has an index whose first column is the filter.
+    let indexed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT t.relname::text, a.attname::text \
+         FROM pg_index i \
+         JOIN pg_class t ON t.oid = i.indrelid \
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0] \
+         JOIN pg_namespace n ON n.oid = t.relnamespace \
+         WHERE n.nspname = 'public' ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    for wanted in [
+        ("tasks", "status"),
+        ("tasks", "assigned_to"),
+        ("tasks", "project_slug"),
+        ("tasks", "priority"),
+        ("tasks", "parent_id"),
+        ("audit_log", "task_id"),
+        ("audit_log", "actor_id"),
+        ("audit_log", "action"),
+        ("audit_log", "project_slug"),
+    ] {
+        assert!(
+            indexed.contains(&(wanted.0.to_owned(), wanted.1.to_owned())),
+            "no index on {wanted:?}: {indexed:?}"
+        );
+    }
+
+    // parent_id is a foreign key; the audit trail has none, so it outlives its tasks.
+    let foreign_keys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT conrelid::regclass::text, conname::text FROM pg_constraint \
+         WHERE contype = 'f' AND connamespace = 'public'::regnamespace ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        foreign_keys,
+        [("tasks".to_owned(), "tasks_parent_id_fkey".to_owned())]
+    );
+
+    conn.close().await.ok();
+    store.close().await.unwrap();
+    again.close().await.unwrap();
+}
+
+/// Several processes starting at once on an empty database migrate it once, without errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_starts_migrate_once() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let stores = join_all((0..4).map(|_| db.store())).await;
+    let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(applied, PgStore::migrator().iter().count() as i64);
+    conn.close().await.ok();
+    for store in stores {
+        store.close().await.unwrap();
+    }
+}
+
+/// A subtask inserted while a delete of its parent is in flight (committed after the delete's
+/// own check, before its `DELETE`) still stops the delete: the foreign key catches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_racing_a_subtask_insert_is_refused() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = Arc::new(db.store().await);
+    let parent = store
+        .insert_task(&new_task("parent", None), &audit(0, action::CREATED))
+        .await
+        .unwrap();
+
+    // Another process inserts a subtask and holds its transaction open; its foreign-key check
+    // locks the parent row, so the delete below has to wait for it.
+    let mut other = PgConnection::connect_with(&db.options).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO tasks (title, status, priority, progress_percent, parent_id, created_at, \
+                            updated_at, version) \
+         VALUES ('child', 'pending', 'medium', 0, $1, now(), now(), 1)",
+    )
+    .bind(parent.id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+
+    let deleting = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .delete_task(parent.id, 1, &audit(parent.id, action::DELETED))
+                .await
+        })
+    };
+    wait_for_lock_wait(&db).await;
+    tx.commit().await.unwrap();
+
+    let result = deleting.await.unwrap();
+    assert!(matches!(result, Err(Error::HasSubtasks)), "{result:?}");
+    assert!(store.get_task(parent.id).await.unwrap().is_some());
+    let actions: Vec<String> = store
+        .task_audit(parent.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.action)
+        .collect();
+    assert_eq!(actions, [action::CREATED], "a refused delete writes no row");
+
+    other.close().await.ok();
+    store.close().await.unwrap();
+}
+
+/// An insert under a parent that is deleted meanwhile fails on `parent_id`, as the service's
+/// own check would, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn insert_under_a_vanishing_parent_is_a_parent_id_error() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = Arc::new(db.store().await);
+    let parent = store
+        .insert_task(&new_task("parent", None), &audit(0, action::CREATED))
+        .await
+        .unwrap();
+
+    // Another process deletes the parent and holds its transaction open.
+    let mut other = PgConnection::connect_with(&db.options).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query("DELETE FROM tasks WHERE id = $1")
+        .bind(parent.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+
+    let inserting = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .insert_task(
+                    &new_task("child", Some(parent.id)),
+                    &audit(0, action::CREATED),
+                )
+                .await
+        })
+    };
+    wait_for_lock_wait(&db).await;
+    tx.commit().await.unwrap();
+
+    match inserting.await.unwrap() {
+        Err(err @ Error::Validation { .. }) => {
+            assert_eq!(
+                err.to_string(),
+                format!("parent_id: task {} not found", parent.id)
+            );
+        }
+        other => panic!("expected a parent_id validation error, got {other:?}"),
+    }
+    // And afterwards, with no race at all.
+    let result = store
+        .insert_task(
+            &new_task("child", Some(parent.id)),
+            &audit(0, action::CREATED),
+        )
+        .await;
+    assert!(
+        matches!(&result, Err(Error::Validation { field, .. }) if field == "parent_id"),
+        "{result:?}"
+    );
+    let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
+    let (tasks, rows): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM audit_log)")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        (tasks, rows),
+        (0, 1),
+        "only the parent's created row remains"
+    );
+
+    conn.close().await.ok();
+    other.close().await.ok();
+    store.close().await.unwrap();
+}
+
+/// After `close`, calls fail with a backend error instead of panicking or hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_after_close_are_backend_errors() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = db.store().await;
+    store.ping().await.unwrap();
+    store.close().await.unwrap();
+    let err = store.ping().await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    let err = store.get_task(1).await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+}
+
+/// Connections killed by the server turn into errors (or a transparent reconnect), never a
+/// panic, and the store recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_connections_are_errors_and_the_store_recovers() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = db.store().await;
+    store.ping().await.unwrap();
+    let mut admin = PgConnection::connect_with(&db.options).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty());
+    admin.close().await.ok();
+
+    match store.get_task(1).await {
+        Ok(_) => {}
+        Err(err) => assert!(matches!(err, Error::Backend(_)), "{err:?}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "the store never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.close().await.unwrap();
+}
+
+/// A database that does not exist is named in the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_database_is_a_clear_error() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let options = db.options.clone().database("tf_no_such_database");
+    let err = PgStore::connect_with(options, PgStore::default_pool_options())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.starts_with("cannot connect to Postgres at "), "{text}");
+    assert!(
+        text.ends_with("database \"tf_no_such_database\" does not exist"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection failures that need no server: these always run.
+
+/// A URL that is not a Postgres URL is refused up front, without echoing it (it may hold a
+/// password).
+#[tokio::test]
+async fn wrong_urls_are_clear_errors() {
+    for url in [
+        "garbage",
+        "",
+        "mysql://admin:hunter2@127.0.0.1:3306/taskflow",
+        "http://admin:hunter2@127.0.0.1/taskflow",
+        "postgres://admin:hunter2@[::1/taskflow",
+        "postgres://admin:hunter2@127.0.0.1:99999/taskflow",
+    ] {
+        let err = PgStore::connect(url).await.unwrap_err();
+        assert!(matches!(err, Error::Backend(_)), "{url}: {err:?}");
+        let text = err.to_string();
+        assert!(text.starts_with("invalid Postgres URL: "), "{url}: {text}");
+        assert!(
+            !text.contains("hunter2") && !format!("{err:?}").contains("hunter2"),
+            "{url}: the password leaked: {text}"
+        );
+    }
+    let text = PgStore::connect("mysql://localhost/x")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        text,
+        "invalid Postgres URL: unsupported scheme \"mysql\"; \
+         expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    );
+}
+
+/// A refused connection fails at once with the address and the reason, not a panic, a hang or
+/// a bare timeout.
+#[tokio::test]
+async fn refused_connection_is_a_clear_error() {
+    // A port that was free a moment ago; nothing listens there.
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let started = Instant::now();
+    let err = PgStore::connect(&format!(
+        "postgres://admin:hunter2@127.0.0.1:{port}/taskflow"
+    ))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("cannot connect to Postgres at 127.0.0.1:{port}: connection refused")
+    );
+    assert!(
+        !format!("{err:?}").contains("hunter2"),
+        "the password leaked"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}

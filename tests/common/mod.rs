@@ -1,0 +1,118 @@
+//! A real taskflow server for tests: SQLite file store, auth through a real loopback JWKS
+//! (`taskflow_auth::test_support`), bound to `127.0.0.1:0`, driven with reqwest.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use poem::listener::{Acceptor, Listener, TcpListener};
+use taskflow::SqliteStore;
+use taskflow_auth::test_support::{JwksServer, TestKeys};
+use taskflow_auth::{Algorithm, Verifier};
+use taskflow_core::TaskFlow;
+
+/// A running server and what it takes to call it.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The JWKS the server trusts.
+    pub jwks: JwksServer,
+    /// Keys whose public halves the JWKS serves.
+    pub keys: TestKeys,
+    /// The service behind the server, for direct checks.
+    pub flow: TaskFlow,
+    /// A plain HTTP client.
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh SQLite file.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path().join("http.db"))
+            .await
+            .expect("open store");
+        let keys = TestKeys::generate();
+        let jwks = JwksServer::start(keys.jwks()).await;
+        let verifier: Arc<dyn Verifier> =
+            Arc::new(jwks.verifier_builder().build().expect("verifier"));
+        let flow = TaskFlow::new(Arc::new(store));
+        let app = taskflow_poem::app(
+            flow.clone(),
+            verifier,
+            &["http://localhost:3000".to_owned()],
+        );
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr: SocketAddr = *acceptor.local_addr()[0]
+            .as_socket_addr()
+            .expect("a socket address");
+        let server = tokio::spawn(async move {
+            poem::Server::new_with_acceptor(acceptor)
+                .run(app)
+                .await
+                .expect("server");
+        });
+        TestServer {
+            base: format!("http://{addr}"),
+            jwks,
+            keys,
+            flow,
+            http: reqwest::Client::new(),
+            _dir: dir,
+            _server: server,
+        }
+    }
+
+    /// A token for `sub` with `role` (`user` or `admin`), signed with EdDSA (Better Auth's
+    /// default) by a key the JWKS serves.
+    pub fn token(&self, sub: &str, role: &str) -> String {
+        let claims = self
+            .jwks
+            .claims(sub)
+            .email(format!("{sub}@example.test"))
+            .role(role);
+        self.keys.mint(Algorithm::EdDSA, &claims)
+    }
+
+    /// `base + path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with `sub`'s bearer token (role `user`).
+    pub fn as_user(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        sub: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(self.token(sub, "user"))
+    }
+
+    /// A request with an admin's bearer token.
+    pub fn as_admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(self.token("admin", "admin"))
+    }
+}
+
+/// Asserts the error body shape and returns the message.
+pub async fn error_of(resp: reqwest::Response, status: u16) -> String {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let body: serde_json::Value = resp.json().await.expect("a JSON error body");
+    assert_eq!(body["status_code"], status, "{body}");
+    let obj = body.as_object().expect("an object");
+    assert_eq!(obj.len(), 2, "only error and status_code: {body}");
+    body["error"]
+        .as_str()
+        .expect("error is a string")
+        .to_owned()
+}
