@@ -61,24 +61,48 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let text = inner.to_string();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::unprocessable("body", format!("malformed JSON: {text}"));
+            // serde_json reports some wrong types as syntax errors (a number where an enum's
+            // string belongs is `expected value`). When the document is well-formed after
+            // all, read it again as a `Value` to name the field and the type.
+            if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes)
+                && let Err(err) = serde_path_to_error::deserialize::<_, T>(doc)
+            {
+                return data_error(&err.path().to_string(), &err.into_inner().to_string());
+            }
+            return ApiError::unprocessable("body", format!("malformed JSON: {inner}"));
         }
-        if !matches!(path.as_str(), "" | "." | "?") {
-            return ApiError::unprocessable(&path, strip_position(&text));
-        }
-        if let Some(field) = text
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            return ApiError::unprocessable(field, "field required");
-        }
-        ApiError::unprocessable("body", text)
+        data_error(&path, &inner.to_string())
     })?;
     de.end()
         .map_err(|e| ApiError::unprocessable("body", format!("malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// A well-formed document that does not fit `T`: name the field at `path`.
+fn data_error(path: &str, text: &str) -> ApiError {
+    if !matches!(path, "" | "." | "?") {
+        return ApiError::unprocessable(path, strip_position(text));
+    }
+    if let Some(field) = text
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        return ApiError::unprocessable(field, "field required");
+    }
+    ApiError::unprocessable("body", text)
+}
+
+/// serde reads a struct from a JSON array too (`["title"]` would be a task); a body is an
+/// object.
+fn refuse_array(bytes: &[u8]) -> Result<(), ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => Err(ApiError::unprocessable(
+            "body",
+            "must be a JSON object, not an array",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// serde_json appends ` at line 1 column 20`; the field name already says where.
@@ -128,6 +152,7 @@ json_payload!(JsonBody, true, [Type + DeserializeOwned + Send], |bytes| {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::unprocessable("body", "field required"));
     }
+    refuse_array(bytes)?;
     parse(bytes)
 });
 
@@ -139,6 +164,7 @@ json_payload!(
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(T::default());
         }
+        refuse_array(bytes)?;
         Ok(parse::<Option<T>>(bytes)?.unwrap_or_default())
     }
 );
@@ -215,6 +241,20 @@ mod tests {
             "{}",
             e.message()
         );
+        // serde_json calls a number where an enum belongs a syntax error; it is a wrong type.
+        let e = parse::<CreateTaskDto>(br#"{"title": "t", "status": 1}"#).unwrap_err();
+        assert!(
+            e.message().starts_with("status: invalid type: integer `1`"),
+            "{}",
+            e.message()
+        );
+        let e = parse::<PatchTaskDto>(br#"{"priority": [3]}"#).unwrap_err();
+        assert!(e.message().starts_with("priority: "), "{}", e.message());
+        assert_eq!(
+            refuse_array(b" [\"title\"]").unwrap_err().message(),
+            "body: must be a JSON object, not an array"
+        );
+        assert!(refuse_array(br#"{"title": "t"}"#).is_ok());
         let e = parse::<PatchTaskDto>(br#"{"progress_percent": "x"}"#).unwrap_err();
         assert_eq!(
             e.message(),

@@ -210,7 +210,7 @@ fn api_error(err: poem::Error) -> ApiError {
         return ApiError::unprocessable(e.name, param_reason(&e.reason));
     }
     if let Some(e) = err.downcast_ref::<ParsePathError>() {
-        return ApiError::unprocessable(e.name, param_reason(&e.reason));
+        return ApiError::unprocessable(path_param_name(e.name), param_reason(&e.reason));
     }
     if err.is::<PoemParsePathError>() {
         return ApiError::unprocessable("path", "invalid path parameter");
@@ -232,13 +232,71 @@ fn api_error(err: poem::Error) -> ApiError {
     ApiError::new(status, message)
 }
 
-/// poem-openapi's reasons quote the schema type; say what was expected instead.
+/// poem-openapi extracts path parameters under positional names (`param0`, `param1`, …), not
+/// the declared ones. Every route of this API has exactly one path parameter, `id`.
+fn path_param_name(name: &'static str) -> &'static str {
+    match name.strip_prefix("param") {
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => "id",
+        _ => name,
+    }
+}
+
+/// poem-openapi's reasons quote the schema type, e.g. `failed to parse "integer_int64": invalid
+/// digit found in string (occurred while parsing "optional_integer_int64")`; say what was
+/// expected instead.
 fn param_reason(reason: &str) -> String {
-    if reason.contains("integer(int64)") || reason.contains("integer(int32)") {
-        "must be an integer in range".to_owned()
-    } else if reason.contains("expects an input value") {
+    if reason.contains("expects an input value") {
         "field required".to_owned()
+    } else if [
+        "integer_int64",
+        "integer_int32",
+        "integer(int64)",
+        "integer(int32)",
+    ]
+    .iter()
+    .any(|ty| reason.contains(ty))
+    {
+        "must be an integer in range".to_owned()
     } else {
+        let reason = reason
+            .split(" (occurred while parsing")
+            .next()
+            .unwrap_or(reason);
         reason.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_errors_name_the_parameter() {
+        assert_eq!(path_param_name("param0"), "id");
+        assert_eq!(path_param_name("param12"), "id");
+        assert_eq!(path_param_name("params"), "params");
+        assert_eq!(path_param_name("limit"), "limit");
+        assert_eq!(
+            param_reason(
+                r#"failed to parse "integer_int64": invalid digit found in string (occurred while parsing "optional_integer_int64")"#
+            ),
+            "must be an integer in range"
+        );
+        assert_eq!(
+            param_reason(
+                r#"failed to parse "integer_int32": number too large to fit in target type"#
+            ),
+            "must be an integer in range"
+        );
+        assert_eq!(
+            param_reason(r#"failed to parse "integer_int32": expects an input value"#),
+            "field required"
+        );
+        assert_eq!(
+            param_reason(
+                r#"failed to parse "TaskStatus": Expect a valid enumeration value. (occurred while parsing "optional_TaskStatus")"#
+            ),
+            r#"failed to parse "TaskStatus": Expect a valid enumeration value."#
+        );
     }
 }

@@ -206,12 +206,19 @@ pub async fn verifier(
     }
 }
 
-/// Installs a `tracing` subscriber at `LOG_LEVEL` unless one is installed already.
+/// Installs a `tracing` subscriber at `LOG_LEVEL`, writing to stderr, unless one is installed
+/// already.
 pub fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr, so stdout carries only the banner (and the dev token).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Err only means a subscriber exists already, which is fine.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
 }
 
 /// Runs the server until SIGINT or SIGTERM: opens the store, builds the verifier, binds, serves,

@@ -1,0 +1,66 @@
+//! The OpenAPI document is part of the contract: it is committed as `openapi.json` at the
+//! repository root, and this test fails when the served document drifts from it.
+//!
+//! After an intended API change, regenerate it with
+//! `UPDATE_OPENAPI=1 cargo test --test openapi` and commit the diff.
+
+mod common;
+
+use common::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_spec_matches_the_committed_openapi_json() {
+    let s = TestServer::start().await;
+    let resp = s.http.get(s.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let served: serde_json::Value = resp.json().await.expect("the spec is JSON");
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
+        std::fs::write(&path, pretty).unwrap();
+        eprintln!("wrote {}", path.display());
+    }
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).expect("openapi.json is committed at the root"),
+    )
+    .expect("openapi.json is JSON");
+    assert!(
+        served == committed,
+        "the served OpenAPI document differs from openapi.json; if the change is intended, run \
+         `UPDATE_OPENAPI=1 cargo test --test openapi` and commit the result"
+    );
+
+    // The document really describes this API: a sample of what clients rely on.
+    assert_eq!(served["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let paths = served["paths"].as_object().unwrap();
+    for p in [
+        "/health",
+        "/api/health/db",
+        "/api/tasks",
+        "/api/tasks/{id}",
+        "/api/tasks/{id}/start",
+        "/api/tasks/{id}/progress",
+        "/api/tasks/{id}/review",
+        "/api/tasks/{id}/request-changes",
+        "/api/tasks/{id}/complete",
+        "/api/tasks/{id}/block",
+        "/api/tasks/{id}/unblock",
+        "/api/tasks/{id}/audit",
+        "/api/audit",
+        "/api/me",
+        "/api/workers",
+        "/api/workers/{id}",
+    ] {
+        assert!(paths.contains_key(p), "missing path {p}");
+    }
+    let scheme = &served["components"]["securitySchemes"]["bearerAuth"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    let start = &served["paths"]["/api/tasks/{id}/start"]["post"];
+    assert!(
+        start["security"].to_string().contains("bearerAuth"),
+        "{start}"
+    );
+    assert!(start["responses"]["400"].is_object() && start["responses"]["412"].is_object());
+}
