@@ -5,6 +5,7 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 use taskflow_core::TaskFlow;
+use taskflow_core::lifecycle::Action;
 use taskflow_core::model::{AuditFilter, DEFAULT_LIMIT, MAX_LIMIT, Task, TaskFilter};
 
 use crate::auth::BearerAuth;
@@ -169,6 +170,22 @@ impl Api {
     pub fn new(flow: TaskFlow) -> Self {
         Api { flow }
     }
+
+    /// Every lifecycle endpoint: one action on one task, guarded by `If-Match`.
+    async fn act(
+        &self,
+        auth: &BearerAuth,
+        id: i64,
+        if_match: Option<String>,
+        action: Action,
+    ) -> Result<TaskResponse> {
+        let expected = expected_version(if_match.as_deref());
+        let task = self
+            .flow
+            .act(&auth.identity(), id, action, expected)
+            .await?;
+        Ok(task_ok(task))
+    }
 }
 
 #[OpenApi]
@@ -319,10 +336,7 @@ impl Api {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<TaskResponse> {
-        let expected = expected_version(if_match.0.as_deref());
-        Ok(task_ok(
-            self.flow.start(&auth.identity(), id.0, expected).await?,
-        ))
+        self.act(&auth, id.0, if_match.0, Action::Start).await
     }
 
     /// Report progress
@@ -341,12 +355,11 @@ impl Api {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<TaskResponse> {
-        let expected = expected_version(if_match.0.as_deref());
-        let task = self
-            .flow
-            .progress(&auth.identity(), id.0, percent.0, note.0, expected)
-            .await?;
-        Ok(task_ok(task))
+        let action = Action::Progress {
+            percent: percent.0,
+            note: note.0,
+        };
+        self.act(&auth, id.0, if_match.0, action).await
     }
 
     /// Submit for review
@@ -361,12 +374,8 @@ impl Api {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<TaskResponse> {
-        let expected = expected_version(if_match.0.as_deref());
-        let task = self
-            .flow
-            .submit_for_review(&auth.identity(), id.0, expected)
-            .await?;
-        Ok(task_ok(task))
+        self.act(&auth, id.0, if_match.0, Action::SubmitForReview)
+            .await
     }
 
     /// Request changes
@@ -385,12 +394,8 @@ impl Api {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<TaskResponse> {
-        let expected = expected_version(if_match.0.as_deref());
-        let task = self
-            .flow
-            .request_changes(&auth.identity(), id.0, expected)
-            .await?;
-        Ok(task_ok(task))
+        self.act(&auth, id.0, if_match.0, Action::RequestChanges)
+            .await
     }
 
     /// Complete a task
@@ -405,10 +410,7 @@ impl Api {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<TaskResponse> {
-        let expected = expected_version(if_match.0.as_deref());
-        Ok(task_ok(
-            self.flow.complete(&auth.identity(), id.0, expected).await?,
-        ))
+        self.act(&auth, id.0, if_match.0, Action::Complete).await
     }
 
     /// Block a task
@@ -424,12 +426,10 @@ impl Api {
         if_match: Header<Option<String>>,
         body: OptionalJsonBody<BlockDto>,
     ) -> Result<TaskResponse> {
-        let expected = expected_version(if_match.0.as_deref());
-        let task = self
-            .flow
-            .block(&auth.identity(), id.0, body.0.reason, expected)
-            .await?;
-        Ok(task_ok(task))
+        let action = Action::Block {
+            reason: body.0.reason,
+        };
+        self.act(&auth, id.0, if_match.0, action).await
     }
 
     /// Unblock a task
@@ -444,10 +444,7 @@ impl Api {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<TaskResponse> {
-        let expected = expected_version(if_match.0.as_deref());
-        Ok(task_ok(
-            self.flow.unblock(&auth.identity(), id.0, expected).await?,
-        ))
+        self.act(&auth, id.0, if_match.0, Action::Unblock).await
     }
 
     /// A task's audit trail
