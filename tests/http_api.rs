@@ -1638,3 +1638,66 @@ async fn fifty_users_race_to_start_one_task_and_exactly_one_wins() {
     assert_eq!(started[0]["actor_id"], winners[0].as_str());
     assert_eq!(actions(&rows), ["created", "started"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_match_lists_match_when_any_strong_tag_is_current() {
+    let s = TestServer::start().await;
+    let id = id_of(&create(&s, "alice", json!({"title": "listed"})).await);
+    let start = format!("/api/tasks/{id}/start");
+    // Version 1 is listed after a stale tag: the list matches.
+    let resp = s
+        .as_user(Method::POST, &start, "alice")
+        .header("if-match", r#""7", "1""#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["etag"], "\"2\"");
+    // No listed tag is current (the weak one never matches): 412 with the current version.
+    let progress = format!("/api/tasks/{id}/progress?percent=10");
+    let resp = s
+        .as_user(Method::POST, &progress, "alice")
+        .header("if-match", r#""1", W/"2""#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        common::error_of(resp, 412).await,
+        "Version mismatch: task is at version 2"
+    );
+    // PATCH and DELETE read lists the same way.
+    let path = format!("/api/tasks/{id}");
+    let resp = s
+        .as_user(Method::PATCH, &path, "alice")
+        .header("if-match", r#""5", "2", "9""#)
+        .json(&json!({"title": "renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = s
+        .as_admin(Method::DELETE, &path)
+        .header("if-match", r#""2", "4""#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        common::error_of(resp, 412).await,
+        "Version mismatch: task is at version 3"
+    );
+    let resp = s
+        .as_admin(Method::DELETE, &path)
+        .header("if-match", r#""2", "3""#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    // A list on a missing task is still 404.
+    let resp = s
+        .as_user(Method::POST, "/api/tasks/999/start", "alice")
+        .header("if-match", r#""1", "2""#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(common::error_of(resp, 404).await, "Task not found");
+}

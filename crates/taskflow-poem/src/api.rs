@@ -129,20 +129,28 @@ fn task_ok(task: Task) -> TaskResponse {
     TaskResponse::Ok(Json(task.into()), tag)
 }
 
-/// The version an `If-Match` header demands: `None` for no header or `*` (any existing task).
-/// Weak tags never match (strong comparison), and neither does anything unparseable: both
-/// yield version 0, which no task has, so the answer is 412 with the current version.
-fn expected_version(if_match: Option<&str>) -> Option<i64> {
-    let value = if_match?.trim();
-    if value == "*" {
-        return None;
+/// What an `If-Match` header asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum IfMatch {
+    /// No header, or `*`: any existing task.
+    Any,
+    /// The strong tags listed, as versions. Weak tags never match (strong comparison) and are
+    /// dropped, as is anything unparseable; an empty list matches nothing.
+    Versions(Vec<i64>),
+}
+
+fn parse_if_match(if_match: Option<&str>) -> IfMatch {
+    match if_match.map(str::trim) {
+        None | Some("*") => IfMatch::Any,
+        Some(value) => IfMatch::Versions(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|tag| !tag.starts_with("W/"))
+                .filter_map(|tag| tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
+                .collect(),
+        ),
     }
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|tag| !tag.starts_with("W/"))
-        .find_map(|tag| tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
-        .or(Some(0))
 }
 
 fn page_limit(limit: Option<i64>) -> Result<u32> {
@@ -171,6 +179,35 @@ impl Api {
         Api { flow }
     }
 
+    /// The version a write must find, from `If-Match`: `None` for any. A list matches when any
+    /// of its tags is the current version, so for several tags the current version is read
+    /// first; the write itself still compares and sets, so a task that moves on meanwhile is
+    /// refused. A list that cannot match yields version 0, which no task has (versions start at
+    /// 1), and the service answers 412 with the current version.
+    async fn expected_version(
+        &self,
+        auth: &BearerAuth,
+        id: i64,
+        if_match: Option<String>,
+    ) -> Option<i64> {
+        match parse_if_match(if_match.as_deref()) {
+            IfMatch::Any => None,
+            IfMatch::Versions(versions) if versions.len() <= 1 => {
+                Some(versions.first().copied().unwrap_or(0))
+            }
+            IfMatch::Versions(versions) => {
+                // Errors (a missing task, say) surface from the write itself, in check order.
+                let current = self.flow.get_task(&auth.identity(), id).await.ok();
+                Some(
+                    current
+                        .map(|t| t.version)
+                        .filter(|v| versions.contains(v))
+                        .unwrap_or(0),
+                )
+            }
+        }
+    }
+
     /// Every lifecycle endpoint: one action on one task, guarded by `If-Match`.
     async fn act(
         &self,
@@ -179,7 +216,7 @@ impl Api {
         if_match: Option<String>,
         action: Action,
     ) -> Result<TaskResponse> {
-        let expected = expected_version(if_match.as_deref());
+        let expected = self.expected_version(auth, id, if_match).await;
         let task = self
             .flow
             .act(&auth.identity(), id, action, expected)
@@ -296,7 +333,7 @@ impl Api {
         body: JsonBody<PatchTaskDto>,
     ) -> Result<TaskResponse> {
         let patch = body.0.try_into()?;
-        let expected = expected_version(if_match.0.as_deref());
+        let expected = self.expected_version(&auth, id.0, if_match.0).await;
         let task = self
             .flow
             .update_task(&auth.identity(), id.0, &patch, expected)
@@ -316,7 +353,7 @@ impl Api {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<DeleteTaskResponse> {
-        let expected = expected_version(if_match.0.as_deref());
+        let expected = self.expected_version(&auth, id.0, if_match.0).await;
         self.flow
             .delete_task(&auth.identity(), id.0, expected)
             .await?;
@@ -549,12 +586,14 @@ mod tests {
 
     #[test]
     fn if_match_parsing() {
-        assert_eq!(expected_version(None), None);
-        assert_eq!(expected_version(Some("*")), None);
-        assert_eq!(expected_version(Some("\"3\"")), Some(3));
-        assert_eq!(expected_version(Some(" W/\"3\", \"4\" ")), Some(4));
-        assert_eq!(expected_version(Some("W/\"3\"")), Some(0));
-        assert_eq!(expected_version(Some("3")), Some(0));
+        use IfMatch::*;
+        assert_eq!(parse_if_match(None), Any);
+        assert_eq!(parse_if_match(Some(" * ")), Any);
+        assert_eq!(parse_if_match(Some("\"3\"")), Versions(vec![3]));
+        assert_eq!(parse_if_match(Some(" W/\"3\", \"4\" ")), Versions(vec![4]));
+        assert_eq!(parse_if_match(Some("\"1\", \"3\"")), Versions(vec![1, 3]));
+        assert_eq!(parse_if_match(Some("W/\"3\"")), Versions(vec![]));
+        assert_eq!(parse_if_match(Some("3")), Versions(vec![]));
     }
 
     #[test]
