@@ -13,31 +13,11 @@ use serde_json::{Value, json};
 use taskflow_core::model::{Identity, NewTask};
 
 use common::TestServer;
+use common::{error_of as error, id_of, json_of};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Asserts the status (showing the body when it differs) and returns the JSON body.
-async fn json_of(resp: reqwest::Response, status: u16) -> Value {
-    let got = resp.status().as_u16();
-    let text = resp.text().await.expect("a response body");
-    assert_eq!(got, status, "unexpected status; body: {text}");
-    serde_json::from_str(&text).expect("a JSON body")
-}
-
-/// Asserts the status and the `{"error", "status_code"}` shape (exactly those keys) and returns
-/// the message.
-async fn error(resp: reqwest::Response, status: u16) -> String {
-    let body = json_of(resp, status).await;
-    let obj = body.as_object().expect("an error object");
-    assert_eq!(obj.len(), 2, "only error and status_code: {body}");
-    assert_eq!(body["status_code"], status, "{body}");
-    body["error"]
-        .as_str()
-        .expect("error is a string")
-        .to_owned()
-}
 
 /// The `ETag` header, which must be present.
 fn etag_of(resp: &reqwest::Response) -> String {
@@ -77,10 +57,6 @@ async fn task_of(resp: reqwest::Response, status: u16) -> Value {
         "strong ETag: {body}"
     );
     body
-}
-
-fn id_of(task: &Value) -> i64 {
-    task["id"].as_i64().expect("an integer id")
 }
 
 /// `POST /api/tasks` as `sub`; asserts 201.

@@ -15,36 +15,11 @@ use taskflow_auth::test_support::TestKey;
 use taskflow_auth::{Algorithm, TokenClaims};
 
 use common::TestServer;
+use common::{error_of as error, id_of, json_of, message_of};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Asserts the status (showing the body when it differs) and returns the JSON body.
-async fn json_of(resp: reqwest::Response, status: u16) -> Value {
-    let got = resp.status().as_u16();
-    let text = resp.text().await.expect("a response body");
-    assert_eq!(got, status, "unexpected status; body: {text}");
-    serde_json::from_str(&text).expect("a JSON body")
-}
-
-/// Checks the `{"error", "status_code"}` shape (exactly those keys) against `status` and
-/// returns the message.
-fn message_of(body: &Value, status: u16) -> String {
-    let obj = body.as_object().expect("an error object");
-    assert_eq!(obj.len(), 2, "only error and status_code: {body}");
-    assert_eq!(body["status_code"], status, "{body}");
-    body["error"]
-        .as_str()
-        .expect("error is a string")
-        .to_owned()
-}
-
-/// Asserts the status and the error shape and returns the message.
-async fn error(resp: reqwest::Response, status: u16) -> String {
-    let body = json_of(resp, status).await;
-    message_of(&body, status)
-}
 
 /// Asserts a 4xx (never a 5xx) with the error shape; returns the status and message.
 async fn client_error(resp: reqwest::Response, what: &str) -> (u16, String) {
@@ -67,10 +42,6 @@ async fn unprocessable(resp: reqwest::Response, field: &str, what: &str) -> Stri
         "{what}: the message should name `{field}`: {msg}"
     );
     msg
-}
-
-fn id_of(task: &Value) -> i64 {
-    task["id"].as_i64().expect("an integer id")
 }
 
 /// `POST /api/tasks` as `sub`; asserts 201.

@@ -104,15 +104,33 @@ impl TestServer {
     }
 }
 
-/// Asserts the error body shape and returns the message.
-pub async fn error_of(resp: reqwest::Response, status: u16) -> String {
-    assert_eq!(resp.status().as_u16(), status, "status");
-    let body: serde_json::Value = resp.json().await.expect("a JSON error body");
-    assert_eq!(body["status_code"], status, "{body}");
-    let obj = body.as_object().expect("an object");
+/// Asserts the status (showing the body when it differs) and returns the JSON body.
+pub async fn json_of(resp: reqwest::Response, status: u16) -> serde_json::Value {
+    let got = resp.status().as_u16();
+    let text = resp.text().await.expect("a response body");
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).expect("a JSON body")
+}
+
+/// Checks the `{"error", "status_code"}` shape (exactly those keys) against `status` and
+/// returns the message.
+pub fn message_of(body: &serde_json::Value, status: u16) -> String {
+    let obj = body.as_object().expect("an error object");
     assert_eq!(obj.len(), 2, "only error and status_code: {body}");
+    assert_eq!(body["status_code"], status, "{body}");
     body["error"]
         .as_str()
         .expect("error is a string")
         .to_owned()
+}
+
+/// Asserts the status and the error body shape, and returns the message.
+pub async fn error_of(resp: reqwest::Response, status: u16) -> String {
+    let body = json_of(resp, status).await;
+    message_of(&body, status)
+}
+
+/// The `id` of a task body.
+pub fn id_of(task: &serde_json::Value) -> i64 {
+    task["id"].as_i64().expect("an integer id")
 }
