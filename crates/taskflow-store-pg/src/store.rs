@@ -130,24 +130,16 @@ fn read_page<T>(
 impl PgStore {
     async fn try_insert_task(&self, task: &Task, audit: &AuditEntry) -> Result<Task> {
         let mut tx = self.pool.begin().await.map_err(PgError::from)?;
-        let inserted = sqlx::query(
-            "INSERT INTO tasks \
+        let inserted = bind_task(
+            sqlx::query(
+                "INSERT INTO tasks \
                  (title, description, status, priority, progress_percent, assigned_to, \
                   project_slug, parent_id, created_at, updated_at, version) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              RETURNING id",
+            ),
+            task,
         )
-        .bind(task.title.as_str())
-        .bind(task.description.as_deref())
-        .bind(task.status.as_str())
-        .bind(task.priority.as_str())
-        .bind(task.progress_percent)
-        .bind(task.assigned_to.as_deref())
-        .bind(task.project_slug.as_deref())
-        .bind(task.parent_id)
-        .bind(task.created_at)
-        .bind(task.updated_at)
-        .bind(task.version)
         .fetch_one(&mut *tx)
         .await;
         let id: i64 = match inserted {
@@ -169,26 +161,18 @@ impl PgStore {
         let mut tx = self.pool.begin().await.map_err(PgError::from)?;
         // Under READ COMMITTED a concurrent writer of the same row makes this wait for its
         // commit and then re-check `version` against the committed row, so one writer wins.
-        let updated = sqlx::query(
-            "UPDATE tasks SET \
+        let updated = bind_task(
+            sqlx::query(
+                "UPDATE tasks SET \
                  title = $3, description = $4, status = $5, priority = $6, \
                  progress_percent = $7, assigned_to = $8, project_slug = $9, parent_id = $10, \
                  created_at = $11, updated_at = $12, version = $13 \
              WHERE id = $1 AND version = $2",
+            )
+            .bind(task.id)
+            .bind(expected),
+            task,
         )
-        .bind(task.id)
-        .bind(expected)
-        .bind(task.title.as_str())
-        .bind(task.description.as_deref())
-        .bind(task.status.as_str())
-        .bind(task.priority.as_str())
-        .bind(task.progress_percent)
-        .bind(task.assigned_to.as_deref())
-        .bind(task.project_slug.as_deref())
-        .bind(task.parent_id)
-        .bind(task.created_at)
-        .bind(task.updated_at)
-        .bind(task.version)
         .execute(&mut *tx)
         .await;
         let updated = match updated {
@@ -370,4 +354,26 @@ impl Store for PgStore {
         self.pool.close().await;
         Ok(())
     }
+}
+
+/// Binds a task's stored columns, in the order both the insert (`$1..$11`) and the
+/// compare-and-set update (`$3..$13`) list them: title, description, status, priority,
+/// progress_percent, assigned_to, project_slug, parent_id, created_at, updated_at, version.
+/// One list, so the two statements cannot drift apart.
+fn bind_task<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    task: &'q Task,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(task.title.as_str())
+        .bind(task.description.as_deref())
+        .bind(task.status.as_str())
+        .bind(task.priority.as_str())
+        .bind(task.progress_percent)
+        .bind(task.assigned_to.as_deref())
+        .bind(task.project_slug.as_deref())
+        .bind(task.parent_id)
+        .bind(task.created_at)
+        .bind(task.updated_at)
+        .bind(task.version)
 }
