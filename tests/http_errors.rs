@@ -1249,10 +1249,10 @@ async fn hostile_input_gets_a_4xx_never_a_500() {
         .unwrap();
     client_error(resp, "a 20 KB token").await;
 
-    // Odd but valid text is stored and answered exactly.
+    // Odd but valid text is stored and answered exactly. (NUL is refused with a 422, the same
+    // on every backend: see http_clients.rs.)
     let odd = [
         "✓ 日本語 \u{202e}reversed\u{202c} 👩‍👩‍👧",
-        "NUL \u{0} inside",
         "quotes \" and \\ backslashes '; DROP TABLE tasks; --",
         "\u{feff}zero\u{200b}width",
     ];

@@ -1,7 +1,9 @@
-//! A real taskflow server for tests: SQLite file store, auth through a real loopback JWKS
-//! (`taskflow_auth::test_support`), bound to `127.0.0.1:0`, driven with reqwest.
+//! A real taskflow server for tests: a SQLite file store (or a fresh PostgreSQL database), auth
+//! through a real loopback JWKS (`taskflow_auth::test_support`), bound to `127.0.0.1:0`, driven
+//! with reqwest.
 #![allow(dead_code)]
 
+use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -9,7 +11,8 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use taskflow::SqliteStore;
 use taskflow_auth::test_support::{JwksServer, TestKeys};
 use taskflow_auth::{Algorithm, Verifier};
-use taskflow_core::TaskFlow;
+use taskflow_core::{DynStore, TaskFlow};
+use taskflow_store_pg::test_support::TestDb;
 
 /// A running server and what it takes to call it.
 pub struct TestServer {
@@ -23,8 +26,17 @@ pub struct TestServer {
     pub flow: TaskFlow,
     /// A plain HTTP client.
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    _guard: Box<dyn Any + Send + Sync>,
     _server: tokio::task::JoinHandle<()>,
+}
+
+/// Which database a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server of `TASKFLOW_TEST_PG_URL`.
+    Postgres,
 }
 
 impl TestServer {
@@ -34,11 +46,30 @@ impl TestServer {
         let store = SqliteStore::open(dir.path().join("http.db"))
             .await
             .expect("open store");
+        Self::start_with(Arc::new(store), Box::new(dir)).await
+    }
+
+    /// Starts a server on `backend`, or returns `None` (after saying so loudly) when Postgres
+    /// is not available outside CI. Under `CI=true` a missing Postgres fails the test.
+    pub async fn start_on(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::start().await),
+            Backend::Postgres => {
+                let db = TestDb::create().await?;
+                let store = db.store().await;
+                Some(Self::start_with(Arc::new(store), Box::new(db)).await)
+            }
+        }
+    }
+
+    /// Starts a server on `store`, keeping `guard` (a temp dir, a test database) alive as long
+    /// as the server.
+    pub async fn start_with(store: DynStore, guard: Box<dyn Any + Send + Sync>) -> Self {
         let keys = TestKeys::generate();
         let jwks = JwksServer::start(keys.jwks()).await;
         let verifier: Arc<dyn Verifier> =
             Arc::new(jwks.verifier_builder().build().expect("verifier"));
-        let flow = TaskFlow::new(Arc::new(store));
+        let flow = TaskFlow::new(store);
         let app = taskflow_poem::app(
             flow.clone(),
             verifier,
@@ -63,7 +94,7 @@ impl TestServer {
             keys,
             flow,
             http: reqwest::Client::new(),
-            _dir: dir,
+            _guard: guard,
             _server: server,
         }
     }
@@ -133,4 +164,61 @@ pub async fn error_of(resp: reqwest::Response, status: u16) -> String {
 /// The `id` of a task body.
 pub fn id_of(task: &serde_json::Value) -> i64 {
     task["id"].as_i64().expect("an integer id")
+}
+
+/// A TCP proxy on loopback that can cut its traffic, to play a database that goes away and
+/// comes back. While cut, it drops every open connection and closes new ones at once.
+pub struct CutProxy {
+    /// `127.0.0.1:PORT` to connect to instead of the target.
+    pub addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    /// Starts forwarding `127.0.0.1:<new port>` to `target`.
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("the proxy's address");
+        let (cut, _) = tokio::sync::watch::channel(false);
+        let cut_rx = cut.subscribe();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut cut_rx = cut_rx.clone();
+                if *cut_rx.borrow() {
+                    drop(client);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                        _ = cut_rx.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        CutProxy {
+            addr,
+            cut,
+            _task: task,
+        }
+    }
+
+    /// Drops every connection and refuses new ones until [`CutProxy::restore`].
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// Forwards again.
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
 }

@@ -45,6 +45,13 @@ pub enum Error {
     #[error("Task has subtasks")]
     HasSubtasks,
 
+    /// The database cannot be reached right now: refused, timed out, or shutting down (HTTP
+    /// 503). Nothing was written; the same call may succeed once the database is back. The text
+    /// says why (`connection refused`, `the SQLite store is closed`) and never carries the
+    /// database URL or its password; the HTTP API answers `Database unavailable`.
+    #[error("{0}")]
+    Unavailable(#[source] BoxError),
+
     /// The storage backend failed (HTTP 500, or 503 for health checks).
     #[error("{0}")]
     Backend(#[source] BoxError),
@@ -62,6 +69,11 @@ impl Error {
     /// A backend error wrapping `err`.
     pub fn backend(err: impl Into<BoxError>) -> Self {
         Error::Backend(err.into())
+    }
+
+    /// A database-unavailable error wrapping `err`, its cause.
+    pub fn unavailable(err: impl Into<BoxError>) -> Self {
+        Error::Unavailable(err.into())
     }
 
     /// `Task not found`.

@@ -171,10 +171,14 @@ impl Action {
     /// Checks the action's own arguments, which needs no task: a bad percent is refused before
     /// anything is read.
     pub fn validate(&self) -> Result<()> {
-        if let Action::Progress { percent, .. } = self {
-            validate::percent("percent", *percent)?;
+        match self {
+            Action::Progress { percent, note } => {
+                validate::percent("percent", *percent)?;
+                validate::optional_text("note", note.as_deref())
+            }
+            Action::Block { reason } => validate::optional_text("reason", reason.as_deref()),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -276,6 +280,9 @@ const FIELDS: [&str; 8] = [
 /// Checks everything that needs no database; the parent's existence is checked by the caller.
 pub fn create(new: NewTask, actor: &Actor, now: Timestamp) -> Result<Transition> {
     let title = validate::title(&new.title)?;
+    validate::optional_text("description", new.description.as_deref())?;
+    validate::optional_text("assigned_to", new.assigned_to.as_deref())?;
+    validate::optional_text("project_slug", new.project_slug.as_deref())?;
     let status = match new.status.unwrap_or(TaskStatus::Pending) {
         s @ (TaskStatus::Pending | TaskStatus::Blocked) => s,
         _ => {
@@ -323,6 +330,13 @@ pub fn validate_patch(patch: &TaskPatch) -> Result<TaskPatch> {
     }
     if let Some(p) = patch.progress_percent {
         validate::percent("progress_percent", p)?;
+    }
+    for (field, value) in [
+        ("description", &patch.description),
+        ("assigned_to", &patch.assigned_to),
+        ("project_slug", &patch.project_slug),
+    ] {
+        validate::optional_text(field, value.as_ref().and_then(Option::as_deref))?;
     }
     if let Some(parent) = patch.parent_id {
         patch.parent_id = Some(validate::parent_id(parent));

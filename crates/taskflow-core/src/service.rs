@@ -52,6 +52,7 @@ impl TaskFlow {
     /// Resolves an identity to an actor, taking its actor type from the worker registry (an
     /// identity with no worker row is human).
     pub async fn actor(&self, who: &Identity) -> Result<Actor> {
+        validate::text("sub", &who.id)?;
         let actor_type = self
             .store
             .get_worker(&who.id)
@@ -82,6 +83,8 @@ impl TaskFlow {
     pub async fn list_tasks(&self, _who: &Identity, filter: &TaskFilter) -> Result<Page<Task>> {
         validate::limit(filter.limit)?;
         validate::offset(filter.offset)?;
+        validate::optional_text("assigned_to", filter.assigned_to.as_deref())?;
+        validate::optional_text("project", filter.project.as_deref())?;
         let mut filter = filter.clone();
         filter.parent_id = validate::parent_id(filter.parent_id);
         self.store.list_tasks(&filter).await
@@ -201,6 +204,10 @@ impl TaskFlow {
 
     /// Every audit row of a task, oldest first. A task that never existed has none.
     pub async fn task_audit(&self, _who: &Identity, task_id: i64) -> Result<Vec<AuditEntry>> {
+        // Ids start at 1: an id of 0 or below names no task that could ever have existed.
+        if task_id <= 0 {
+            return Err(Error::task_not_found());
+        }
         self.store.task_audit(task_id).await
     }
 
@@ -212,6 +219,9 @@ impl TaskFlow {
     ) -> Result<Page<AuditEntry>> {
         validate::limit(filter.limit)?;
         validate::offset(filter.offset)?;
+        validate::optional_text("actor_id", filter.actor_id.as_deref())?;
+        validate::optional_text("action", filter.action.as_deref())?;
+        validate::optional_text("project", filter.project.as_deref())?;
         self.store.list_audit(filter).await
     }
 
@@ -225,6 +235,7 @@ impl TaskFlow {
         name: Option<String>,
     ) -> Result<Worker> {
         validate::actor_id("id", id)?;
+        validate::optional_text("name", name.as_deref())?;
         lifecycle::require_admin(&self.actor(who).await?)?;
         let worker = Worker {
             id: id.to_owned(),
@@ -237,6 +248,7 @@ impl TaskFlow {
 
     /// Reads one worker.
     pub async fn get_worker(&self, _who: &Identity, id: &str) -> Result<Worker> {
+        validate::text("id", id)?;
         self.store
             .get_worker(id)
             .await?

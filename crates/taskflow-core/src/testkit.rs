@@ -122,6 +122,7 @@ macro_rules! __conformance_cases {
             create_checks_parent_exists,
             create_treats_parent_zero_as_none,
             create_writes_one_audit_row,
+            text_with_nul_is_refused_everywhere,
             ids_are_distinct_and_never_reused,
             get_missing_task_is_not_found,
             start_claims_pending_task,
@@ -495,6 +496,58 @@ pub async fn create_writes_one_audit_row(store: DynStore) {
     );
 }
 
+/// Text holding a NUL character is refused in core (PostgreSQL cannot store it in `text` or
+/// `jsonb`), so every backend behaves alike: a 422 naming the field, and nothing written.
+pub async fn text_with_nul_is_refused_everywhere(store: DynStore) {
+    let f = flow(&store);
+    let nul = "a\0b".to_owned();
+    let t = task(&f, "fine").await;
+    let new = |edit: fn(&mut NewTask, String)| {
+        let mut n = NewTask::titled("t");
+        edit(&mut n, "a\0b".to_owned());
+        n
+    };
+    for (fields, field) in [
+        (new(|n, v| n.title = v), "title"),
+        (new(|n, v| n.description = Some(v)), "description"),
+        (new(|n, v| n.assigned_to = Some(v)), "assigned_to"),
+        (new(|n, v| n.project_slug = Some(v)), "project_slug"),
+    ] {
+        expect_validation(f.create_task(&alice(), fields).await, field);
+    }
+    let patch = TaskPatch {
+        description: Some(Some(nul.clone())),
+        ..TaskPatch::default()
+    };
+    expect_validation(
+        f.update_task(&alice(), t.id, &patch, None).await,
+        "description",
+    );
+    expect_validation(
+        f.block(&alice(), t.id, Some(nul.clone()), None).await,
+        "reason",
+    );
+    expect_validation(
+        f.put_worker(&root(), &nul, ActorType::Agent, None).await,
+        "id",
+    );
+    expect_validation(
+        f.put_worker(&root(), "w", ActorType::Agent, Some(nul.clone()))
+            .await,
+        "name",
+    );
+    expect_validation(
+        f.create_task(&Identity::user(nul), NewTask::titled("t"))
+            .await,
+        "sub",
+    );
+    assert_eq!(actions(&f, t.id).await, ["created"]);
+    let all = f
+        .list_tasks(&alice(), &TaskFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.total, 1);
+}
 /// Ids are distinct, and a deleted task's id is not handed out again.
 pub async fn ids_are_distinct_and_never_reused(store: DynStore) {
     let f = flow(&store);

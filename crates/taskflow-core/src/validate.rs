@@ -6,9 +6,24 @@ use crate::model::MAX_LIMIT;
 /// The longest title, in characters, after trimming.
 pub const MAX_TITLE_CHARS: usize = 200;
 
+/// Refuses text that holds a NUL character (U+0000). PostgreSQL cannot store one in `text` or
+/// `jsonb`, so refusing it here keeps every backend's behaviour the same.
+pub fn text<'a>(field: &str, value: &'a str) -> Result<&'a str> {
+    if value.contains('\0') {
+        Err(Error::validation(field, "must not contain NUL characters"))
+    } else {
+        Ok(value)
+    }
+}
+
+/// [`text`] for an optional value.
+pub fn optional_text(field: &str, value: Option<&str>) -> Result<()> {
+    value.map(|v| text(field, v)).transpose().map(drop)
+}
+
 /// Trims a title and checks that 1..=200 characters remain.
 pub fn title(raw: &str) -> Result<String> {
-    let trimmed = raw.trim();
+    let trimmed = text("title", raw)?.trim();
     let chars = trimmed.chars().count();
     if chars == 0 {
         return Err(Error::validation("title", "must not be blank"));
@@ -59,7 +74,7 @@ pub fn parent_id(value: Option<i64>) -> Option<i64> {
 
 /// Checks that an actor or worker id is usable.
 pub fn actor_id(field: &str, value: &str) -> Result<()> {
-    if value.trim().is_empty() {
+    if text(field, value)?.trim().is_empty() {
         Err(Error::validation(field, "must not be blank"))
     } else {
         Ok(())
@@ -78,6 +93,19 @@ mod tests {
         assert_eq!(title(&format!(" {exactly} ")).unwrap(), exactly);
         let err = title(&"x".repeat(201)).unwrap_err();
         assert!(err.to_string().starts_with("title: "), "{err}");
+    }
+
+    #[test]
+    fn nul_characters_are_refused() {
+        assert_eq!(
+            text("description", "a\0b").unwrap_err().to_string(),
+            "description: must not contain NUL characters"
+        );
+        assert!(title("x\0").is_err());
+        assert!(actor_id("id", "\0").is_err());
+        assert!(optional_text("note", Some("\u{0}")).is_err());
+        assert!(optional_text("note", None).is_ok());
+        assert_eq!(text("t", "fine").unwrap(), "fine");
     }
 
     #[test]

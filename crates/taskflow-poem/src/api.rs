@@ -230,7 +230,12 @@ impl Api {
     /// Liveness
     ///
     /// Answers while the process is up, with the taskflow version. No auth.
-    #[oai(path = "/health", method = "get", tag = "Tag::Health")]
+    #[oai(
+        path = "/health",
+        method = "get",
+        tag = "Tag::Health",
+        operation_id = "getHealth"
+    )]
     async fn health(&self) -> HealthResponse {
         HealthResponse::Ok(Json(HealthDto {
             status: "healthy".to_owned(),
@@ -241,9 +246,15 @@ impl Api {
     /// Database check
     ///
     /// 200 when the database answers, 503 `Database error: …` when it does not. No auth.
-    #[oai(path = "/api/health/db", method = "get", tag = "Tag::Health")]
+    #[oai(
+        path = "/api/health/db",
+        method = "get",
+        tag = "Tag::Health",
+        operation_id = "getDatabaseHealth"
+    )]
     async fn db_health(&self) -> Result<DbHealthResponse> {
         self.flow.health().await.map_err(|e| {
+            // Store errors say why (refused, timed out) and never carry the URL or password.
             ApiError::new(
                 poem::http::StatusCode::SERVICE_UNAVAILABLE,
                 format!("Database error: {e}"),
@@ -258,7 +269,12 @@ impl Api {
     ///
     /// Starts `pending` (or `blocked` if asked). `parent_id` 0 means none. Writes one `created`
     /// audit row.
-    #[oai(path = "/api/tasks", method = "post", tag = "Tag::Tasks")]
+    #[oai(
+        path = "/api/tasks",
+        method = "post",
+        tag = "Tag::Tasks",
+        operation_id = "createTask"
+    )]
     async fn create_task(
         &self,
         auth: BearerAuth,
@@ -276,7 +292,12 @@ impl Api {
     ///
     /// Ordered by id. `X-Total-Count` is the number of matches before paging.
     #[allow(clippy::too_many_arguments)]
-    #[oai(path = "/api/tasks", method = "get", tag = "Tag::Tasks")]
+    #[oai(
+        path = "/api/tasks",
+        method = "get",
+        tag = "Tag::Tasks",
+        operation_id = "listTasks"
+    )]
     async fn list_tasks(
         &self,
         auth: BearerAuth,
@@ -312,7 +333,12 @@ impl Api {
     }
 
     /// Get a task
-    #[oai(path = "/api/tasks/:id", method = "get", tag = "Tag::Tasks")]
+    #[oai(
+        path = "/api/tasks/:id",
+        method = "get",
+        tag = "Tag::Tasks",
+        operation_id = "getTask"
+    )]
     async fn get_task(&self, auth: BearerAuth, id: Path<i64>) -> Result<TaskResponse> {
         Ok(task_ok(self.flow.get_task(&auth.identity(), id.0).await?))
     }
@@ -322,7 +348,12 @@ impl Api {
     /// An absent field is unchanged; `null` clears it. A `status` change must be a row of the
     /// lifecycle table and has that row's effects and policy. A patch that changes nothing
     /// writes nothing. Honours `If-Match`.
-    #[oai(path = "/api/tasks/:id", method = "patch", tag = "Tag::Tasks")]
+    #[oai(
+        path = "/api/tasks/:id",
+        method = "patch",
+        tag = "Tag::Tasks",
+        operation_id = "updateTask"
+    )]
     async fn update_task(
         &self,
         auth: BearerAuth,
@@ -344,7 +375,12 @@ impl Api {
     /// Delete a task (admin)
     ///
     /// Refused with 409 while it has subtasks. Its audit rows stay. Honours `If-Match`.
-    #[oai(path = "/api/tasks/:id", method = "delete", tag = "Tag::Tasks")]
+    #[oai(
+        path = "/api/tasks/:id",
+        method = "delete",
+        tag = "Tag::Tasks",
+        operation_id = "deleteTask"
+    )]
     async fn delete_task(
         &self,
         auth: BearerAuth,
@@ -364,7 +400,12 @@ impl Api {
     ///
     /// `pending` → `in_progress`, assigned to the caller. Of concurrent starts exactly one wins;
     /// the others get 400 `Cannot start task with status 'in_progress'`.
-    #[oai(path = "/api/tasks/:id/start", method = "post", tag = "Tag::Tasks")]
+    #[oai(
+        path = "/api/tasks/:id/start",
+        method = "post",
+        tag = "Tag::Tasks",
+        operation_id = "startTask"
+    )]
     async fn start(
         &self,
         auth: BearerAuth,
@@ -379,7 +420,12 @@ impl Api {
     /// Report progress
     ///
     /// On an `in_progress` task, by its assignee or an admin. Records `{percent, note}`.
-    #[oai(path = "/api/tasks/:id/progress", method = "post", tag = "Tag::Tasks")]
+    #[oai(
+        path = "/api/tasks/:id/progress",
+        method = "post",
+        tag = "Tag::Tasks",
+        operation_id = "reportProgress"
+    )]
     async fn progress(
         &self,
         auth: BearerAuth,
@@ -402,7 +448,12 @@ impl Api {
     /// Submit for review
     ///
     /// `in_progress` → `review`, by the assignee or an admin.
-    #[oai(path = "/api/tasks/:id/review", method = "post", tag = "Tag::Tasks")]
+    #[oai(
+        path = "/api/tasks/:id/review",
+        method = "post",
+        tag = "Tag::Tasks",
+        operation_id = "submitForReview"
+    )]
     async fn review(
         &self,
         auth: BearerAuth,
@@ -421,7 +472,8 @@ impl Api {
     #[oai(
         path = "/api/tasks/:id/request-changes",
         method = "post",
-        tag = "Tag::Tasks"
+        tag = "Tag::Tasks",
+        operation_id = "requestChanges"
     )]
     async fn request_changes(
         &self,
@@ -438,7 +490,12 @@ impl Api {
     /// Complete a task
     ///
     /// From `in_progress` (assignee or admin) or `review` (anyone). Sets progress to 100.
-    #[oai(path = "/api/tasks/:id/complete", method = "post", tag = "Tag::Tasks")]
+    #[oai(
+        path = "/api/tasks/:id/complete",
+        method = "post",
+        tag = "Tag::Tasks",
+        operation_id = "completeTask"
+    )]
     async fn complete(
         &self,
         auth: BearerAuth,
@@ -453,7 +510,12 @@ impl Api {
     /// Block a task
     ///
     /// From `pending`, `in_progress` or `review`. The body and its `reason` are optional.
-    #[oai(path = "/api/tasks/:id/block", method = "post", tag = "Tag::Tasks")]
+    #[oai(
+        path = "/api/tasks/:id/block",
+        method = "post",
+        tag = "Tag::Tasks",
+        operation_id = "blockTask"
+    )]
     async fn block(
         &self,
         auth: BearerAuth,
@@ -472,7 +534,12 @@ impl Api {
     /// Unblock a task
     ///
     /// Back to `in_progress` if assigned, else `pending`.
-    #[oai(path = "/api/tasks/:id/unblock", method = "post", tag = "Tag::Tasks")]
+    #[oai(
+        path = "/api/tasks/:id/unblock",
+        method = "post",
+        tag = "Tag::Tasks",
+        operation_id = "unblockTask"
+    )]
     async fn unblock(
         &self,
         auth: BearerAuth,
@@ -487,7 +554,12 @@ impl Api {
     /// A task's audit trail
     ///
     /// Oldest first. It outlives the task: rows of a deleted task are still answered.
-    #[oai(path = "/api/tasks/:id/audit", method = "get", tag = "Tag::Audit")]
+    #[oai(
+        path = "/api/tasks/:id/audit",
+        method = "get",
+        tag = "Tag::Audit",
+        operation_id = "getTaskAudit"
+    )]
     async fn task_audit(&self, auth: BearerAuth, id: Path<i64>) -> Result<TaskAuditResponse> {
         let rows = self.flow.task_audit(&auth.identity(), id.0).await?;
         Ok(TaskAuditResponse::Ok(Json(
@@ -499,7 +571,12 @@ impl Api {
     ///
     /// Oldest first. `action` is free text. `X-Total-Count` is the number of matches.
     #[allow(clippy::too_many_arguments)]
-    #[oai(path = "/api/audit", method = "get", tag = "Tag::Audit")]
+    #[oai(
+        path = "/api/audit",
+        method = "get",
+        tag = "Tag::Audit",
+        operation_id = "listAudit"
+    )]
     async fn list_audit(
         &self,
         auth: BearerAuth,
@@ -534,14 +611,24 @@ impl Api {
     /// The caller
     ///
     /// The token's id, email and role, and the actor type from the worker registry.
-    #[oai(path = "/api/me", method = "get", tag = "Tag::Me")]
+    #[oai(
+        path = "/api/me",
+        method = "get",
+        tag = "Tag::Me",
+        operation_id = "getMe"
+    )]
     async fn me(&self, auth: BearerAuth) -> Result<MeResponse> {
         let actor = self.flow.actor(&auth.identity()).await?;
         Ok(MeResponse::Ok(Json(MeDto::new(&auth.0, &actor))))
     }
 
     /// List workers
-    #[oai(path = "/api/workers", method = "get", tag = "Tag::Workers")]
+    #[oai(
+        path = "/api/workers",
+        method = "get",
+        tag = "Tag::Workers",
+        operation_id = "listWorkers"
+    )]
     async fn list_workers(&self, auth: BearerAuth) -> Result<WorkerListResponse> {
         let workers = self.flow.list_workers(&auth.identity()).await?;
         Ok(WorkerListResponse::Ok(Json(
@@ -550,7 +637,12 @@ impl Api {
     }
 
     /// Get a worker
-    #[oai(path = "/api/workers/:id", method = "get", tag = "Tag::Workers")]
+    #[oai(
+        path = "/api/workers/:id",
+        method = "get",
+        tag = "Tag::Workers",
+        operation_id = "getWorker"
+    )]
     async fn get_worker(&self, auth: BearerAuth, id: Path<String>) -> Result<WorkerResponse> {
         let worker = self.flow.get_worker(&auth.identity(), &id.0).await?;
         Ok(WorkerResponse::Ok(Json(worker.into())))
@@ -560,7 +652,12 @@ impl Api {
     ///
     /// Upserts: a re-PUT replaces type and name (an omitted name clears it) and keeps
     /// `created_at`. An agent's actions are then recorded with `actor_type` `agent`.
-    #[oai(path = "/api/workers/:id", method = "put", tag = "Tag::Workers")]
+    #[oai(
+        path = "/api/workers/:id",
+        method = "put",
+        tag = "Tag::Workers",
+        operation_id = "putWorker"
+    )]
     async fn put_worker(
         &self,
         auth: BearerAuth,

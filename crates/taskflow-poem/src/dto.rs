@@ -92,18 +92,25 @@ pub struct TaskDto {
     /// 1..=200 characters.
     pub title: String,
     /// Free text.
+    #[oai(nullable)]
     pub description: Option<String>,
-    /// Lifecycle state.
+    // Lifecycle state. Enum fields carry no description of their own, so that the schema is a
+    // plain `$ref` (a description beside it would make poem-openapi wrap it in `allOf`, which
+    // client generators refuse).
+    #[allow(missing_docs)]
     pub status: StatusDto,
-    /// Urgency.
+    #[allow(missing_docs)]
     pub priority: PriorityDto,
     /// 0..=100.
     pub progress_percent: i32,
     /// Who owns the work.
+    #[oai(nullable)]
     pub assigned_to: Option<String>,
     /// Project.
+    #[oai(nullable)]
     pub project_slug: Option<String>,
     /// Parent task.
+    #[oai(nullable)]
     pub parent_id: Option<i64>,
     /// Creation time (UTC).
     pub created_at: DateTime<Utc>,
@@ -140,24 +147,31 @@ pub struct CreateTaskDto {
     pub title: String,
     /// Free text.
     #[serde(default)]
+    #[oai(nullable)]
     pub description: Option<String>,
-    /// `pending` (default) or `blocked`.
+    // `pending` (default) or `blocked`.
+    #[allow(missing_docs)]
     #[serde(default)]
     pub status: Option<StatusDto>,
-    /// Default `medium`.
+    // Default `medium`.
+    #[allow(missing_docs)]
     #[serde(default)]
     pub priority: Option<PriorityDto>,
     /// 0..=100, default 0.
     #[serde(default)]
+    #[oai(nullable)]
     pub progress_percent: Option<i32>,
     /// Initial assignee.
     #[serde(default)]
+    #[oai(nullable)]
     pub assigned_to: Option<String>,
     /// Project.
     #[serde(default)]
+    #[oai(nullable)]
     pub project_slug: Option<String>,
     /// Parent task; 0 means none.
     #[serde(default)]
+    #[oai(nullable)]
     pub parent_id: Option<i64>,
 }
 
@@ -187,11 +201,13 @@ pub struct PatchTaskDto {
     pub title: MaybeUndefined<String>,
     /// New description, or null.
     #[serde(default)]
+    #[oai(nullable)]
     pub description: MaybeUndefined<String>,
-    /// A lifecycle move; it must be a row of the lifecycle table.
+    // A lifecycle move; it must be a row of the lifecycle table.
+    #[allow(missing_docs)]
     #[serde(default)]
     pub status: MaybeUndefined<StatusDto>,
-    /// New priority.
+    #[allow(missing_docs)]
     #[serde(default)]
     pub priority: MaybeUndefined<PriorityDto>,
     /// New progress, 0..=100.
@@ -199,12 +215,15 @@ pub struct PatchTaskDto {
     pub progress_percent: MaybeUndefined<i32>,
     /// New assignee, or null.
     #[serde(default)]
+    #[oai(nullable)]
     pub assigned_to: MaybeUndefined<String>,
     /// New project, or null.
     #[serde(default)]
+    #[oai(nullable)]
     pub project_slug: MaybeUndefined<String>,
     /// New parent, or null (0 also means none).
     #[serde(default)]
+    #[oai(nullable)]
     pub parent_id: MaybeUndefined<i64>,
 }
 
@@ -249,6 +268,7 @@ impl TryFrom<PatchTaskDto> for TaskPatch {
 pub struct BlockDto {
     /// Why the task is blocked.
     #[serde(default)]
+    #[oai(nullable)]
     pub reason: Option<String>,
 }
 
@@ -261,15 +281,18 @@ pub struct AuditDto {
     /// The task the change was made to (it may since have been deleted).
     pub task_id: i64,
     /// The task's project after the change.
+    #[oai(nullable)]
     pub project_slug: Option<String>,
     /// Who made the change.
     pub actor_id: String,
-    /// Whether they were a human or an agent at the time.
+    // Whether they were a human or an agent at the time.
+    #[allow(missing_docs)]
     pub actor_type: ActorTypeDto,
     /// What happened: `created`, `started`, `progressed`, `review_requested`,
     /// `changes_requested`, `completed`, `blocked`, `unblocked`, `updated`, `deleted`.
     pub action: String,
     /// Details, a JSON object or null.
+    #[oai(nullable)]
     pub context: Option<serde_json::Value>,
     /// When (UTC).
     pub timestamp: DateTime<Utc>,
@@ -296,10 +319,11 @@ impl From<AuditEntry> for AuditDto {
 pub struct WorkerDto {
     /// The actor id (a JWT `sub`).
     pub id: String,
-    /// Human or agent.
+    #[allow(missing_docs)]
     #[oai(rename = "type")]
     pub worker_type: ActorTypeDto,
     /// Display name.
+    #[oai(nullable)]
     pub name: Option<String>,
     /// First registration (UTC).
     pub created_at: DateTime<Utc>,
@@ -320,12 +344,13 @@ impl From<Worker> for WorkerDto {
 #[derive(Debug, Clone, Object, Deserialize)]
 #[oai(rename = "WorkerUpsert")]
 pub struct PutWorkerDto {
-    /// Human or agent.
+    #[allow(missing_docs)]
     #[oai(rename = "type")]
     #[serde(rename = "type")]
     pub worker_type: ActorTypeDto,
     /// Display name.
     #[serde(default)]
+    #[oai(nullable)]
     pub name: Option<String>,
 }
 
@@ -336,10 +361,12 @@ pub struct MeDto {
     /// The token's `sub`.
     pub id: String,
     /// The token's `email`, if any.
+    #[oai(nullable)]
     pub email: Option<String>,
     /// The token's `role` (default `user`).
     pub role: String,
-    /// From the worker registry.
+    // From the worker registry.
+    #[allow(missing_docs)]
     pub actor_type: ActorTypeDto,
 }
 

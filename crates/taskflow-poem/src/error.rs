@@ -160,6 +160,11 @@ impl From<taskflow_core::Error> for ApiError {
             E::Forbidden(_) => StatusCode::FORBIDDEN,
             E::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             E::HasSubtasks => StatusCode::CONFLICT,
+            E::Unavailable(_) => {
+                tracing::error!(error = %err, "database unavailable");
+                // Clients, proxies and load balancers retry a 503. The cause stays in the log.
+                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Database unavailable");
+            }
             _ => {
                 tracing::error!(error = %err, "store failure");
                 return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");

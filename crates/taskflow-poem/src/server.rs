@@ -78,6 +78,9 @@ pub fn app(
         .allow_methods(["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"])
         .allow_headers(["authorization", "content-type", "if-match"])
         .expose_headers(["ETag", "X-Total-Count"])
+        // Browser front-ends send cookies (Better Auth sessions) with their calls, as the seed
+        // allows; a credentialed request needs this, and an explicit origin list (never `*`).
+        .allow_credentials(true)
         .max_age(600);
     Route::new()
         .at("/openapi.json", spec)

@@ -57,7 +57,41 @@ impl PgError {
 
 impl From<PgError> for taskflow_core::Error {
     fn from(err: PgError) -> Self {
-        taskflow_core::Error::backend(err)
+        if err.is_unavailable() {
+            taskflow_core::Error::unavailable(err)
+        } else {
+            taskflow_core::Error::backend(err)
+        }
+    }
+}
+
+impl PgError {
+    /// Whether the database could not be reached (rather than refusing a statement): a
+    /// connection that failed or dropped, a pool that timed out or closed, or a server that is
+    /// shutting down or starting up. Such a call may succeed once the database is back.
+    fn is_unavailable(&self) -> bool {
+        match self {
+            // A wrong password or a missing database is a configuration error, not an outage.
+            PgError::Connect { source, .. } => source.as_ref().is_none_or(is_unavailable),
+            PgError::Query(err) => is_unavailable(err),
+            _ => false,
+        }
+    }
+}
+
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exception; 57P01..57P03: admin shutdown, crash shutdown, cannot
+        // connect now (starting up or in recovery).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
     }
 }
 

@@ -19,6 +19,11 @@
 //!
 //! Queries are checked at run time, so building this crate needs no database.
 //!
+//! # Features
+//!
+//! - `test-support`: [`test_support`](crate::test_support), a fresh database per test on the
+//!   server `TASKFLOW_TEST_PG_URL` names, for this crate's tests and the workspace's HTTP tests.
+//!
 //! # TLS
 //!
 //! This build speaks plain TCP or Unix sockets only; `sslmode=prefer` (the default) falls back
@@ -75,6 +80,8 @@ use taskflow_core::Result;
 mod error;
 mod rows;
 mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use error::PgError;
 

@@ -1,5 +1,9 @@
-//! Shared by the Postgres test binaries: where the server is, and a fresh database per test.
-#![allow(dead_code)] // Each test binary uses a different part of this module.
+//! Test support (feature `test-support`): where the test server is, and a fresh database per
+//! test. Used by this crate's tests and by the HTTP tests of the workspace.
+//!
+//! The server comes from `TASKFLOW_TEST_PG_URL`, which `scripts/with-postgres` exports. Without
+//! it the tests skip loudly, except under `CI=true`, where a missing Postgres is a failure.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // Test support: a failure here is a failed test.
 
 use std::io::Write;
 use std::str::FromStr;
@@ -9,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use taskflow_core::testkit::Fixture;
-use taskflow_store_pg::{PgConnectOptions, PgStore};
+
+use crate::{PgConnectOptions, PgStore};
 
 /// The environment variable that names the test server (`scripts/with-postgres` sets it).
 pub const URL_VAR: &str = "TASKFLOW_TEST_PG_URL";

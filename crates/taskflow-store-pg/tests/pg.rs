@@ -4,13 +4,10 @@
 //! Tests that need a server skip (or fail under `CI=true`) without `TASKFLOW_TEST_PG_URL`;
 //! the connection-failure tests need none and always run.
 
-mod common;
-
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::TestDb;
 use futures::future::join_all;
 use sqlx::{Connection, PgConnection, Row};
 use taskflow_core::model::{
@@ -18,6 +15,7 @@ use taskflow_core::model::{
 };
 use taskflow_core::{Error, Store, TaskFlow};
 use taskflow_store_pg::PgStore;
+use taskflow_store_pg::test_support::TestDb;
 
 fn audit(task_id: i64, action: &str) -> AuditEntry {
     AuditEntry {
@@ -427,9 +425,10 @@ async fn insert_under_a_vanishing_parent_is_a_parent_id_error() {
     store.close().await.unwrap();
 }
 
-/// After `close`, calls fail with a backend error instead of panicking or hanging.
+/// After `close`, calls fail with an unavailable error (HTTP 503) instead of panicking or
+/// hanging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_after_close_are_backend_errors() {
+async fn calls_after_close_are_unavailable_errors() {
     let Some(db) = TestDb::create().await else {
         return;
     };
@@ -437,9 +436,9 @@ async fn calls_after_close_are_backend_errors() {
     store.ping().await.unwrap();
     store.close().await.unwrap();
     let err = store.ping().await.unwrap_err();
-    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
     let err = store.get_task(1).await.unwrap_err();
-    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
 }
 
 /// Connections killed by the server turn into errors (or a transparent reconnect), never a
@@ -464,7 +463,8 @@ async fn killed_connections_are_errors_and_the_store_recovers() {
 
     match store.get_task(1).await {
         Ok(_) => {}
-        Err(err) => assert!(matches!(err, Error::Backend(_)), "{err:?}"),
+        // A connection the server killed is an outage (57P01, or a broken socket): 503.
+        Err(err) => assert!(matches!(err, Error::Unavailable(_)), "{err:?}"),
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while store.ping().await.is_err() {
@@ -543,7 +543,8 @@ async fn refused_connection_is_a_clear_error() {
     ))
     .await
     .unwrap_err();
-    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    // A refused connection is an outage: retrying may succeed once the server is up.
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
     assert_eq!(
         err.to_string(),
         format!("cannot connect to Postgres at 127.0.0.1:{port}: connection refused")

@@ -5,7 +5,5 @@
 //! `TASKFLOW_TEST_PG_URL` every case prints `SKIPPED: …` and passes, except under `CI=true`,
 //! where every case fails.
 
-mod common;
-
-// `common::fresh_store` returns `Option<Fixture>`: `None` (after printing why) skips the case.
-taskflow_core::store_conformance_tests!(common::fresh_store);
+// `fresh_store` returns `Option<Fixture>`: `None` (after printing why) skips the case.
+taskflow_core::store_conformance_tests!(taskflow_store_pg::test_support::fresh_store);

@@ -74,7 +74,20 @@ impl SqliteError {
 
 impl From<SqliteError> for taskflow_core::Error {
     fn from(err: SqliteError) -> Self {
-        taskflow_core::Error::backend(err)
+        let unavailable = match &err {
+            // Another process held the database lock for longer than the busy timeout.
+            SqliteError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+            ),
+            SqliteError::Closed => true,
+            _ => false,
+        };
+        if unavailable {
+            taskflow_core::Error::unavailable(err)
+        } else {
+            taskflow_core::Error::backend(err)
+        }
     }
 }
 
