@@ -8,7 +8,7 @@ use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use reqwest::header::{ACCEPT, CACHE_CONTROL, HeaderMap};
 use tokio::runtime::Handle;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 
 use crate::keys::{KeyIndex, Lookup};
@@ -22,8 +22,14 @@ pub const BETTER_AUTH_JWKS_PATH: &str = "/api/auth/jwks";
 pub mod defaults {
     use std::time::Duration;
 
-    /// At most one refetch per this interval, counted from the last fetch attempt of any kind.
+    /// Once a key set is held, at most one refetch per this interval, counted from the last
+    /// fetch attempt of any kind.
     pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+    /// While no key set was ever fetched (cold start), the wait after the first failed fetch
+    /// before the next try; it doubles with every further failure.
+    pub const COLD_START_BACKOFF_INITIAL: Duration = Duration::from_millis(500);
+    /// The longest cold-start wait between two fetch attempts.
+    pub const COLD_START_BACKOFF_MAX: Duration = Duration::from_secs(30);
     /// Key-set lifetime when the response has no `Cache-Control: max-age`.
     pub const DEFAULT_TTL: Duration = Duration::from_secs(10 * 60);
     /// Lower clamp of `max-age`.
@@ -53,6 +59,8 @@ pub struct JwksVerifierBuilder {
     any_issuer: bool,
     any_audience: bool,
     min_refetch_interval: Duration,
+    cold_start_backoff_initial: Duration,
+    cold_start_backoff_max: Duration,
     default_ttl: Duration,
     min_ttl: Duration,
     max_ttl: Duration,
@@ -72,6 +80,8 @@ impl JwksVerifierBuilder {
             any_issuer: false,
             any_audience: false,
             min_refetch_interval: defaults::MIN_REFETCH_INTERVAL,
+            cold_start_backoff_initial: defaults::COLD_START_BACKOFF_INITIAL,
+            cold_start_backoff_max: defaults::COLD_START_BACKOFF_MAX,
             default_ttl: defaults::DEFAULT_TTL,
             min_ttl: defaults::MIN_TTL,
             max_ttl: defaults::MAX_TTL,
@@ -137,10 +147,24 @@ impl JwksVerifierBuilder {
         self
     }
 
-    /// Minimum time between two fetches of any kind (default 30 s). Bounds refetches on
-    /// unknown `kid`s.
+    /// Minimum time between two fetches of any kind once a key set is held (default 30 s),
+    /// counted from the last attempt, failed ones included. Bounds refetches on unknown
+    /// `kid`s. Before the first successful fetch, [`cold_start_backoff`](Self::cold_start_backoff)
+    /// applies instead.
     pub fn min_refetch_interval(mut self, interval: Duration) -> Self {
         self.min_refetch_interval = interval;
+        self
+    }
+
+    /// Retry backoff while no key set was ever fetched, for example when the auth server
+    /// starts a moment after this one (default 0.5 s doubling up to 30 s). After the `n`th
+    /// failed attempt in a row, the next one may start `initial × 2ⁿ⁻¹` (at most `max`) after
+    /// it: a verification then triggers it (concurrent ones share it), and the background
+    /// task makes it by itself. The first successful fetch ends the cold start for good:
+    /// from then on [`min_refetch_interval`](Self::min_refetch_interval) applies.
+    pub fn cold_start_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.cold_start_backoff_initial = initial;
+        self.cold_start_backoff_max = max;
         self
     }
 
@@ -187,8 +211,9 @@ impl JwksVerifierBuilder {
     /// current Tokio runtime keeps them fresh.
     ///
     /// # Errors
-    /// [`ConfigError`] for a bad URL, no issuer or audience, inconsistent durations, or an
-    /// unusable HTTP client or crypto backend.
+    /// [`ConfigError`] for a bad URL, no issuer or audience, inconsistent durations (a zero
+    /// duration, a minimum TTL or initial backoff above its maximum), or an unusable HTTP
+    /// client or crypto backend.
     pub fn build(self) -> Result<JwksVerifier, ConfigError> {
         backend::ensure()?;
         let url = reqwest::Url::parse(&self.jwks_url).map_err(|e| ConfigError::InvalidUrl {
@@ -212,7 +237,13 @@ impl JwksVerifierBuilder {
                 "the minimum TTL exceeds the maximum".into(),
             ));
         }
+        if self.cold_start_backoff_initial > self.cold_start_backoff_max {
+            return Err(ConfigError::InvalidSetting(
+                "the initial cold-start backoff exceeds the maximum".into(),
+            ));
+        }
         if self.min_refetch_interval.is_zero()
+            || self.cold_start_backoff_initial.is_zero()
             || self.default_ttl.is_zero()
             || self.min_ttl.is_zero()
             || self.request_timeout.is_zero()
@@ -251,6 +282,8 @@ impl JwksVerifierBuilder {
                 rules: self.rules,
                 timing: Timing {
                     min_refetch_interval: self.min_refetch_interval,
+                    cold_start_backoff_initial: self.cold_start_backoff_initial,
+                    cold_start_backoff_max: self.cold_start_backoff_max,
                     default_ttl: self.default_ttl,
                     min_ttl: self.min_ttl,
                     max_ttl: self.max_ttl,
@@ -261,6 +294,7 @@ impl JwksVerifierBuilder {
                 fetch: Mutex::new(FetchState::default()),
                 attempts: AtomicU64::new(0),
                 background: Mutex::new(None),
+                fetch_done: Arc::new(Notify::new()),
             }),
         })
     }
@@ -269,10 +303,14 @@ impl JwksVerifierBuilder {
 /// Verifies tokens against a remote JWKS (Better Auth's `/api/auth/jwks`, or any other).
 ///
 /// * Keys are cached for `Cache-Control: max-age` clamped to 60 s..24 h (10 min without it)
-///   and refreshed in the background before they expire.
+///   and refreshed in the background before they expire (at 80 % of their lifetime), on the
+///   schedule of the set currently held.
 /// * A token with an unknown `kid` triggers a refetch — single-flight, and at most one fetch
 ///   of any kind per 30 s — so a rotated key is picked up at once and a flood of bogus `kid`s
 ///   costs at most one request per interval.
+/// * Until a first key set has been fetched (cold start, for example an auth server that is
+///   not up yet), failed fetches are retried after 0.5 s, doubling up to 30 s, on demand and
+///   in the background; see [`JwksVerifierBuilder::cold_start_backoff`].
 /// * When fetches fail, the last good key set keeps serving for 24 h past its expiry
 ///   (stale-if-error); after that, [`AuthError::KeysUnavailable`]. An empty or unparseable
 ///   response never replaces a good set, and one unusable key never spoils the others.
@@ -416,6 +454,8 @@ impl Verifier for JwksVerifier {
 #[derive(Debug, Clone, Copy)]
 struct Timing {
     min_refetch_interval: Duration,
+    cold_start_backoff_initial: Duration,
+    cold_start_backoff_max: Duration,
     default_ttl: Duration,
     min_ttl: Duration,
     max_ttl: Duration,
@@ -437,6 +477,9 @@ struct FetchState {
     /// Completion signal of the fetch under way, shared by every waiter.
     inflight: Option<watch::Receiver<bool>>,
     last_error: Option<String>,
+    /// Failed attempts in a row while no key set was ever fetched (drives the cold-start
+    /// backoff).
+    cold_failures: u32,
 }
 
 struct Inner {
@@ -449,6 +492,8 @@ struct Inner {
     fetch: Mutex<FetchState>,
     attempts: AtomicU64,
     background: Mutex<Option<AbortHandle>>,
+    /// Signalled whenever a fetch ends, so the background task reschedules from the new state.
+    fetch_done: Arc<Notify>,
 }
 
 impl Drop for Inner {
@@ -474,6 +519,7 @@ impl Drop for InflightGuard {
     fn drop(&mut self) {
         lock(&self.inner.fetch).inflight = None;
         let _ = self.done.send(true);
+        self.inner.fetch_done.notify_one();
     }
 }
 
@@ -483,19 +529,35 @@ impl Inner {
         self.keys.load_full().filter(|s| now < s.usable_until)
     }
 
+    /// The least time between two fetch attempts: the cold-start backoff while no key set was
+    /// ever fetched, the refetch interval once one was.
+    fn retry_interval(&self, state: &FetchState) -> Duration {
+        if self.keys.load().is_some() {
+            return self.timing.min_refetch_interval;
+        }
+        let doublings = state.cold_failures.saturating_sub(1).min(31);
+        self.timing
+            .cold_start_backoff_initial
+            .saturating_mul(1_u32 << doublings)
+            .min(self.timing.cold_start_backoff_max)
+    }
+
+    /// The earliest time the next attempt may start (now, if none was made yet).
+    fn earliest_attempt(&self, state: &FetchState, now: Instant) -> Instant {
+        state
+            .last_attempt
+            .map_or(now, |t| t + self.retry_interval(state))
+    }
+
     /// Joins the fetch under way, or starts one unless the last attempt was less than the
-    /// refetch interval ago (`force` skips that check). `None`: rate-limited (or no runtime).
+    /// retry interval ago (`force` skips that check). `None`: rate-limited (or no runtime).
     fn start_fetch(self: &Arc<Self>, force: bool) -> Option<watch::Receiver<bool>> {
         let mut state = lock(&self.fetch);
         if let Some(rx) = &state.inflight {
             return Some(rx.clone());
         }
         let now = Instant::now();
-        if !force
-            && state.last_attempt.is_some_and(|t| {
-                now.saturating_duration_since(t) < self.timing.min_refetch_interval
-            })
-        {
+        if !force && now < self.earliest_attempt(&state, now) {
             return None;
         }
         let Ok(handle) = Handle::try_current() else {
@@ -528,17 +590,24 @@ impl Inner {
             return;
         }
         let weak = Arc::downgrade(self);
-        *task = Some(handle.spawn(background_refresh(weak)).abort_handle());
+        let fetch_done = Arc::clone(&self.fetch_done);
+        *task = Some(
+            handle
+                .spawn(background_refresh(weak, fetch_done))
+                .abort_handle(),
+        );
     }
 
-    /// When the background task should next try: the refresh point of the current set, but
-    /// never before the refetch interval has passed since the last attempt.
-    fn next_wake(&self) -> Instant {
-        let last = lock(&self.fetch).last_attempt;
-        let now = Instant::now();
-        let earliest = last.map_or(now, |t| t + self.timing.min_refetch_interval);
-        let target = self.keys.load().as_ref().map_or(earliest, |s| s.refresh_at);
-        target.max(earliest).max(now + Duration::from_millis(10))
+    /// When the background task should next fetch, judged from the current state: the
+    /// refresh point of the current set (with no set yet: at once), but never before the
+    /// retry interval has passed since the last attempt.
+    fn next_fetch_due(&self, now: Instant) -> Instant {
+        let state = lock(&self.fetch);
+        let earliest = self.earliest_attempt(&state, now);
+        match self.keys.load().as_ref() {
+            Some(snap) => snap.refresh_at.max(earliest),
+            None => earliest,
+        }
     }
 
     fn apply(&self, result: Result<(KeyIndex, Duration), String>) {
@@ -554,11 +623,29 @@ impl Inner {
                     refresh_at: now + ttl.mul_f64(REFRESH_AT_FRACTION),
                     usable_until: fresh_until + self.timing.stale_if_error,
                 })));
-                lock(&self.fetch).last_error = None;
+                let mut state = lock(&self.fetch);
+                state.last_error = None;
+                state.cold_failures = 0;
             }
             Err(error) => {
-                tracing::warn!(url = %self.url, error = %error, "JWKS fetch failed; keeping the previous key set");
-                lock(&self.fetch).last_error = Some(error);
+                let cold_retry_in = {
+                    let mut state = lock(&self.fetch);
+                    let cold = self.keys.load().is_none();
+                    if cold {
+                        state.cold_failures = state.cold_failures.saturating_add(1);
+                    }
+                    let retry_in = cold.then(|| self.retry_interval(&state));
+                    state.last_error = Some(error.clone());
+                    retry_in
+                };
+                match cold_retry_in {
+                    Some(retry_in) => {
+                        tracing::warn!(url = %self.url, error = %error, retry_in_secs = retry_in.as_secs_f64(), "JWKS fetch failed and no key set is held yet");
+                    }
+                    None => {
+                        tracing::warn!(url = %self.url, error = %error, "JWKS fetch failed; keeping the previous key set");
+                    }
+                }
             }
         }
     }
@@ -610,19 +697,29 @@ impl Inner {
     }
 }
 
-async fn background_refresh(weak: Weak<Inner>) {
+/// Keeps the key set fresh (and, on a cold start, retries until there is one).
+///
+/// Every decision is taken from the state at that moment: a fetch starts only when
+/// [`Inner::next_fetch_due`] says one is due now. Otherwise the task sleeps until then, or until
+/// any fetch ends (`fetch_done`), since a new key set or failure moves the schedule. Holds the
+/// verifier only weakly, and never across an `.await`.
+async fn background_refresh(weak: Weak<Inner>, fetch_done: Arc<Notify>) {
     loop {
-        let wake = match weak.upgrade() {
-            Some(inner) => inner.next_wake(),
-            None => return,
+        let now = Instant::now();
+        let (due, fetch) = {
+            let Some(inner) = weak.upgrade() else { return };
+            let due = inner.next_fetch_due(now);
+            (due, (due <= now).then(|| inner.start_fetch(false)))
         };
-        tokio::time::sleep_until(wake.into()).await;
-        let rx = match weak.upgrade() {
-            Some(inner) => inner.start_fetch(false),
-            None => return,
-        };
-        if let Some(mut rx) = rx {
-            let _ = rx.wait_for(|done| *done).await;
+        match fetch {
+            Some(Some(mut rx)) => {
+                let _ = rx.wait_for(|done| *done).await;
+            }
+            // Refused after all (the state moved in between): look again shortly, never spin.
+            Some(None) => tokio::time::sleep(Duration::from_millis(10)).await,
+            None => {
+                let _ = tokio::time::timeout_at(due.into(), fetch_done.notified()).await;
+            }
         }
     }
 }
@@ -744,12 +841,95 @@ mod tests {
     }
 
     #[test]
+    fn cold_start_backoff_doubles_up_to_its_cap_then_gives_way_to_the_refetch_interval() {
+        let v = JwksVerifier::builder("https://auth.example.com/jwks")
+            .issuer("i")
+            .audience("a")
+            .build()
+            .unwrap();
+        let expected_ms = [500, 500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000];
+        for (failures, ms) in (0..).zip(expected_ms).chain([(u32::MAX, 30_000)]) {
+            let state = FetchState {
+                cold_failures: failures,
+                ..FetchState::default()
+            };
+            assert_eq!(
+                v.inner.retry_interval(&state),
+                Duration::from_millis(ms),
+                "{failures} failures"
+            );
+        }
+        // Failures while no set is held count; the first good set ends the cold start.
+        v.inner.apply(Err("HTTP 503".into()));
+        v.inner.apply(Err("HTTP 503".into()));
+        assert_eq!(lock(&v.inner.fetch).cold_failures, 2);
+        v.inner
+            .apply(Ok((KeyIndex::default(), Duration::from_secs(600))));
+        v.inner.apply(Err("HTTP 503".into()));
+        let state = lock(&v.inner.fetch);
+        assert_eq!(state.cold_failures, 0);
+        assert_eq!(v.inner.retry_interval(&state), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn cold_start_backoff_is_validated() {
+        let b = JwksVerifier::builder("https://auth.example.com/jwks")
+            .issuer("i")
+            .audience("a");
+        let (short, long) = (Duration::from_millis(100), Duration::from_secs(1));
+        assert!(matches!(
+            b.clone().cold_start_backoff(long, short).build(),
+            Err(ConfigError::InvalidSetting(_))
+        ));
+        assert!(matches!(
+            b.clone().cold_start_backoff(Duration::ZERO, long).build(),
+            Err(ConfigError::InvalidSetting(_))
+        ));
+        assert!(b.cold_start_backoff(short, short).build().is_ok());
+    }
+
+    #[test]
+    fn the_background_schedule_follows_the_current_set() {
+        let v = JwksVerifier::builder("https://auth.example.com/jwks")
+            .issuer("i")
+            .audience("a")
+            .build()
+            .unwrap();
+        let now = Instant::now();
+        // No set and no attempt yet: due at once.
+        assert_eq!(v.inner.next_fetch_due(now), now);
+        // An attempt just failed: due after the cold-start backoff, not the refetch interval.
+        lock(&v.inner.fetch).last_attempt = Some(now);
+        v.inner.apply(Err("HTTP 503".into()));
+        assert_eq!(
+            v.inner.next_fetch_due(now),
+            now + Duration::from_millis(500)
+        );
+        // A short-lived set, then a 10-minute one: the schedule is the newest set's.
+        v.inner
+            .apply(Ok((KeyIndex::default(), Duration::from_secs(60))));
+        let first = v.inner.keys.load_full().unwrap();
+        assert_eq!(v.inner.next_fetch_due(now), first.refresh_at);
+        v.inner
+            .apply(Ok((KeyIndex::default(), Duration::from_secs(600))));
+        let second = v.inner.keys.load_full().unwrap();
+        assert_eq!(
+            v.inner.next_fetch_due(now),
+            second.fetched_at + Duration::from_secs(480)
+        );
+    }
+
+    #[test]
     fn better_auth_defaults() {
         let b = JwksVerifierBuilder::from_auth_server_url("http://127.0.0.1:3001/");
         assert_eq!(b.jwks_url, "http://127.0.0.1:3001/api/auth/jwks");
         assert_eq!(b.rules.issuers, ["http://127.0.0.1:3001"]);
         assert_eq!(b.rules.audiences, ["http://127.0.0.1:3001"]);
         assert_eq!(b.min_refetch_interval, Duration::from_secs(30));
+        assert_eq!(
+            (b.cold_start_backoff_initial, b.cold_start_backoff_max),
+            (Duration::from_millis(500), Duration::from_secs(30))
+        );
         assert_eq!(b.default_ttl, Duration::from_secs(600));
         assert_eq!(
             (b.min_ttl, b.max_ttl),

@@ -35,8 +35,9 @@
 //!
 //! * [`JwksVerifier`] — a remote JWKS with a cache that honours `Cache-Control: max-age`
 //!   (clamped to 60 s..24 h, 10 min without it), refreshes in the background, refetches on an
-//!   unknown `kid` (single-flight, at most once per 30 s), and serves stale keys for up to
-//!   24 h while the endpoint is down.
+//!   unknown `kid` (single-flight, at most once per 30 s), retries a failing first fetch with
+//!   a short backoff (0.5 s doubling up to 30 s), and serves stale keys for up to 24 h while
+//!   the endpoint is down.
 //! * [`StaticVerifier`] — a static JWKS (inline or file) or one PEM public key, for offline use.
 //! * [`DevAuth`] — an explicit dev signer and verifier (HS256 shared secret or ephemeral
 //!   Ed25519) that can also mint tokens.

@@ -114,8 +114,41 @@ async fn rotated_key_is_accepted_after_one_refetch() {
 #[tokio::test]
 async fn failed_fetches_count_towards_the_refetch_limit() {
     let server = JwksServer::start(keys().jwks()).await;
+    let interval = Duration::from_secs(1);
+    let verifier = server
+        .verifier_builder()
+        .min_refetch_interval(interval)
+        .build()
+        .unwrap();
+    assert_eq!(verifier.prefetch().await, Ok(9));
+    tokio::time::sleep(interval + SHORT).await; // the successful fetch no longer limits...
     server.set_response(JwksResponse::Status(500));
-    let verifier = server.verifier_builder().build().unwrap(); // default 30 s interval
+    assert_eq!(verifier.prefetch().await, Ok(9)); // ...but this failed one (stale kept) does
+    assert_eq!(server.fetch_count(), 2);
+    // The endpoint recovers, but the failed attempt 0 s ago still counts: no new fetch.
+    server.set_response(JwksResponse::Keys);
+    let key = TestKey::generate(Algorithm::EdDSA, "not-yet-fetched");
+    assert_eq!(
+        verifier.verify(&key.mint(&server.claims("u1"))).await,
+        Err(AuthError::UnknownKey)
+    );
+    assert_eq!(server.fetch_count(), 2);
+    assert_eq!(
+        verifier.cache_info().last_error.as_deref(),
+        Some("HTTP 500 Internal Server Error")
+    );
+}
+
+#[tokio::test]
+async fn failed_cold_start_fetches_count_towards_the_backoff() {
+    let server = JwksServer::start(keys().jwks()).await;
+    server.set_response(JwksResponse::Status(500));
+    let backoff = Duration::from_secs(30);
+    let verifier = server
+        .verifier_builder()
+        .cold_start_backoff(backoff, backoff)
+        .build()
+        .unwrap();
     let token = keys().mint(Algorithm::EdDSA, &server.claims("u1"));
     assert_eq!(
         verifier.verify(&token).await,

@@ -2,6 +2,7 @@
 
 mod cache;
 mod keyset;
+mod schedule;
 mod static_dev;
 mod support;
 mod tokens;
