@@ -1,6 +1,8 @@
 //! Swagger UI in a real browser: headless Chromium, driven through ChromeDriver's W3C WebDriver
 //! HTTP API, loads `/docs`, renders the API, and opens the Authorize dialog for the bearer
-//! scheme; a pasted token puts the page in the authorized state.
+//! scheme; a pasted token puts the page in the authorized state. "Try it out" on `GET /api/me`
+//! then sends that token from the page, and the page shows the server's 200 and the token's
+//! subject. A screenshot of the end state goes to `$CARGO_TARGET_TMPDIR/swagger_ui.png`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
 //! test says loudly that it was skipped; under `CI=true` that is a failure.
@@ -25,10 +27,35 @@ fn find_binary(env: &str, candidates: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A WebDriver session on a ChromeDriver process that is killed on drop.
+/// The web element identifier: the key under which W3C WebDriver answers carry an element
+/// reference (WebDriver spec, "Elements").
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A WebDriver error answer: an HTTP error status with `value.error` and `value.message`.
+#[derive(Debug)]
+struct WebDriverError {
+    status: u16,
+    error: String,
+    message: String,
+}
+
+impl std::fmt::Display for WebDriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}: {}: {}", self.status, self.error, self.message)
+    }
+}
+
+/// A WebDriver session on a ChromeDriver process that is killed on drop. A session that was
+/// not quit (the test failed) is deleted first, so that ChromeDriver closes Chromium.
 struct Browser {
     http: reqwest::Client,
+    /// `http://127.0.0.1:PORT/session/ID`.
     session: String,
+    /// ChromeDriver's `127.0.0.1:PORT`.
+    driver_addr: String,
+    /// `/session/ID`.
+    session_path: String,
+    quit: bool,
     _driver: tokio::process::Child,
     _profile: tempfile::TempDir,
 }
@@ -91,19 +118,61 @@ impl Browser {
         Browser {
             http,
             session: format!("{base}/session/{session}"),
+            driver_addr: format!("127.0.0.1:{port}"),
+            session_path: format!("/session/{session}"),
+            quit: false,
             _driver: driver,
             _profile: profile,
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(method, format!("{}{path}", self.session));
+    /// One WebDriver command on the session; a W3C error answer (an error status or a
+    /// `value.error`) is an `Err`.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, WebDriverError> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.session));
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.expect("chromedriver answers");
-        let v: Value = resp.json().await.expect("a JSON answer");
-        v["value"].clone()
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver did not answer {method} {path}: {e}"));
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("no body in the answer to {method} {path}: {e}"));
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: not a JSON answer ({e}): {text}"));
+        let value = v.get("value").cloned().unwrap_or_else(|| {
+            panic!("{method} {path}: a WebDriver answer without `value`: {text}")
+        });
+        match value.get("error") {
+            None if status.is_success() => Ok(value),
+            error => Err(WebDriverError {
+                status: status.as_u16(),
+                error: error
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no error code)")
+                    .to_owned(),
+                message: value["message"].as_str().unwrap_or(&text).to_owned(),
+            }),
+        }
+    }
+
+    /// One WebDriver command that must succeed.
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method.clone(), path, body).await {
+            Ok(v) => v,
+            Err(e) => panic!("WebDriver {method} {path} failed: {e}"),
+        }
     }
 
     async fn goto(&self, url: &str) {
@@ -111,32 +180,62 @@ impl Browser {
             .await;
     }
 
-    /// The first element matching `css`, once the page has rendered it.
+    /// The first element matching `css`, once the page has rendered it. Polls until
+    /// [`RENDER_WAIT`] has passed, then fails naming the selector.
     async fn wait_for(&self, css: &str) -> String {
         let deadline = tokio::time::Instant::now() + RENDER_WAIT;
         loop {
-            let v = self
-                .call(
+            let answer = self
+                .try_call(
                     reqwest::Method::POST,
                     "/element",
                     Some(json!({"using": "css selector", "value": css})),
                 )
                 .await;
-            if let Some(id) = v
-                .as_object()
-                .and_then(|o| o.values().next())
-                .and_then(Value::as_str)
-            {
-                return id.to_owned();
+            match answer {
+                Ok(v) => {
+                    return v[ELEMENT_KEY]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("`{css}`: not an element reference: {v}"))
+                        .to_owned();
+                }
+                Err(e) if e.error == "no such element" => {}
+                Err(e) => panic!("looking for `{css}` failed: {e}"),
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "`{css}` never appeared: {v}"
+                "`{css}` did not appear within {RENDER_WAIT:?}"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
+    /// Polls until nothing matches `css` any more, failing after [`RENDER_WAIT`].
+    async fn wait_gone(&self, css: &str) {
+        let deadline = tokio::time::Instant::now() + RENDER_WAIT;
+        loop {
+            let v = self
+                .call(
+                    reqwest::Method::POST,
+                    "/elements",
+                    Some(json!({"using": "css selector", "value": css})),
+                )
+                .await;
+            let found = v
+                .as_array()
+                .unwrap_or_else(|| panic!("`{css}`: not a list of elements: {v}"));
+            if found.is_empty() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "`{css}` was still there after {RENDER_WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The rendered text of an element.
     async fn text(&self, element: &str) -> String {
         let v = self
             .call(
@@ -146,7 +245,9 @@ impl Browser {
             )
             .await;
         // Swagger UI breaks long paths with zero-width spaces.
-        v.as_str().unwrap_or_default().replace('\u{200b}', "")
+        v.as_str()
+            .unwrap_or_else(|| panic!("element text is not a string: {v}"))
+            .replace('\u{200b}', "")
     }
 
     async fn click(&self, element: &str) {
@@ -167,16 +268,59 @@ impl Browser {
         .await;
     }
 
-    async fn screenshot(&self, path: &std::path::Path) {
-        use base64_decode::decode;
-        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        if let Some(png) = v.as_str().and_then(decode) {
-            let _ = std::fs::write(path, png);
-        }
+    /// Scrolls the page so that `element` is in the middle of the viewport.
+    async fn scroll_to(&self, element: &str) {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({
+                "script": "arguments[0].scrollIntoView({block: 'center'});",
+                "args": [{ELEMENT_KEY: element}],
+            })),
+        )
+        .await;
     }
 
-    async fn quit(&self) {
+    /// Saves a PNG of the viewport to `path`.
+    async fn screenshot(&self, path: &std::path::Path) {
+        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = v
+            .as_str()
+            .and_then(base64_decode::decode)
+            .unwrap_or_else(|| panic!("the screenshot answer is not base64 text"));
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "the screenshot is not a PNG"
+        );
+        std::fs::write(path, png)
+            .unwrap_or_else(|e| panic!("saving the screenshot to {}: {e}", path.display()));
+    }
+
+    async fn quit(mut self) {
         self.call(reqwest::Method::DELETE, "", None).await;
+        self.quit = true;
+    }
+}
+
+impl Drop for Browser {
+    /// Killing ChromeDriver alone would leave Chromium running, orphaned: when a failed test
+    /// never reached [`Browser::quit`], delete the session first (best effort, blocking, as
+    /// this runs while the test's panic unwinds).
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        if self.quit {
+            return;
+        }
+        let Ok(mut conn) = std::net::TcpStream::connect(&self.driver_addr) else {
+            return;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = write!(
+            conn,
+            "DELETE {} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.session_path, self.driver_addr
+        );
+        let _ = conn.read_to_end(&mut Vec::new());
     }
 }
 
@@ -208,7 +352,7 @@ mod base64_decode {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn swagger_ui_renders_and_authorize_dialog_works() {
+async fn swagger_ui_renders_authorizes_and_executes_a_request() {
     let driver = find_binary("CHROMEDRIVER", &["/usr/bin/chromedriver"]);
     let chromium = find_binary(
         "CHROMIUM",
@@ -220,7 +364,7 @@ async fn swagger_ui_renders_and_authorize_dialog_works() {
             "CI=true: the Swagger UI browser test needs chromium and chromium-driver (.ci/run installs them)"
         );
         eprintln!(
-            "\n==> SKIPPED swagger_ui_renders_and_authorize_dialog_works: chromium or \
+            "\n==> SKIPPED swagger_ui_renders_authorizes_and_executes_a_request: chromium or \
              chromedriver not found (apt-get install chromium chromium-driver)\n"
         );
         return;
@@ -242,7 +386,9 @@ async fn swagger_ui_renders_and_authorize_dialog_works() {
         .await;
 
     // The Authorize button opens a dialog for the bearer scheme.
-    let authorize = browser.wait_for(".swagger-ui button.authorize").await;
+    let authorize = browser
+        .wait_for(".swagger-ui .auth-wrapper button.authorize.unlocked")
+        .await;
     browser.click(&authorize).await;
     let dialog = browser.wait_for(".dialog-ux .modal-ux").await;
     let text = browser.text(&dialog).await;
@@ -259,14 +405,59 @@ async fn swagger_ui_renders_and_authorize_dialog_works() {
         .wait_for(".dialog-ux .auth-btn-wrapper button.authorize")
         .await;
     browser.click(&submit).await;
-    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("swagger-authorize.png");
-    browser.screenshot(&shot).await;
-    eprintln!("screenshot: {}", shot.display());
+    // This Swagger UI gives the Logout button no class of its own, only its aria-label.
     browser
-        .wait_for(".dialog-ux .auth-btn-wrapper button.logout")
+        .wait_for(r#".dialog-ux .auth-btn-wrapper button[aria-label="Remove authorization"]"#)
         .await;
     let text = browser.text(&dialog).await;
     assert!(text.contains("Authorized"), "{text}");
     assert!(text.contains("Logout"), "{text}");
+
+    // Close the dialog; the page's Authorize button now shows the locked state.
+    let close = browser
+        .wait_for(".dialog-ux .auth-btn-wrapper button.btn-done")
+        .await;
+    browser.click(&close).await;
+    browser.wait_gone(".dialog-ux").await;
+    browser
+        .wait_for(".swagger-ui .auth-wrapper button.authorize.locked")
+        .await;
+
+    // Expand GET /api/me, try it out, and execute it from the page.
+    let me = r#".opblock.opblock-get:has(.opblock-summary-path[data-path="/api/me"])"#;
+    let summary = browser
+        .wait_for(&format!("{me} button.opblock-summary-control"))
+        .await;
+    browser.click(&summary).await;
+    let try_out = browser.wait_for(&format!("{me} button.try-out__btn")).await;
+    browser.click(&try_out).await;
+    let execute = browser.wait_for(&format!("{me} button.btn.execute")).await;
+    browser.click(&execute).await;
+
+    // The live response (not the documented responses' table) shows the server's 200 ...
+    let live = format!("{me} .responses-wrapper .live-responses-table tbody tr.response");
+    let status = browser
+        .wait_for(&format!("{live} td.response-col_status"))
+        .await;
+    browser.scroll_to(&status).await;
+    let status = browser.text(&status).await;
+    let body = browser
+        .wait_for(&format!(
+            "{live} td.response-col_description .highlight-code"
+        ))
+        .await;
+    let body = browser.text(&body).await;
+    assert_eq!(status.trim(), "200", "the response body: {body}");
+    // ... and the body speaks for the pasted token, so the request carried it.
+    assert!(body.contains(r#""id": "swagger-user""#), "{body}");
+    assert!(body.contains(r#""role": "user""#), "{body}");
+    let url = browser
+        .wait_for(&format!("{me} .responses-wrapper .request-url pre"))
+        .await;
+    assert_eq!(browser.text(&url).await.trim(), s.url("/api/me"));
+
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("swagger_ui.png");
+    browser.screenshot(&shot).await;
+    eprintln!("screenshot: {}", shot.display());
     browser.quit().await;
 }
