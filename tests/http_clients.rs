@@ -296,3 +296,43 @@ async fn a_database_outage_is_503_and_heals_by_itself() {
     let health = s.http.get(s.url("/api/health/db")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_unavailable_past_the_stale_window_is_503() {
+    let (ttl, stale) = (Duration::from_millis(300), Duration::from_millis(500));
+    let s = TestServer::start_with_verifier(|b| {
+        b.default_ttl(ttl)
+            .min_refetch_interval(Duration::from_millis(100))
+            .stale_if_error(stale)
+    })
+    .await;
+    let me = || s.as_user(Method::GET, "/api/me", "alice").send();
+    assert_eq!(me().await.unwrap().status(), 200);
+
+    // The auth server goes down: the cached keys serve on through the stale window, then the
+    // API says it cannot verify tokens (503), rather than calling the token invalid (401).
+    s.jwks
+        .set_response(taskflow_auth::test_support::JwksResponse::Status(503));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let resp = loop {
+        let resp = me().await.unwrap();
+        if resp.status() != 200 {
+            break resp;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stale keys served forever"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let msg = error_of(resp, 503).await;
+    assert!(msg.starts_with("Auth unavailable: "), "{msg}");
+
+    // And it heals when the JWKS is back.
+    s.jwks.set_jwks(s.keys.jwks());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while me().await.unwrap().status() != 200 {
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use taskflow::SqliteStore;
 use taskflow_auth::test_support::{JwksServer, TestKeys};
-use taskflow_auth::{Algorithm, Verifier};
+use taskflow_auth::{Algorithm, JwksVerifierBuilder, Verifier};
 use taskflow_core::{DynStore, TaskFlow};
 use taskflow_store_pg::test_support::TestDb;
 
@@ -65,10 +65,30 @@ impl TestServer {
     /// Starts a server on `store`, keeping `guard` (a temp dir, a test database) alive as long
     /// as the server.
     pub async fn start_with(store: DynStore, guard: Box<dyn Any + Send + Sync>) -> Self {
+        Self::start_tuned(store, guard, |builder| builder).await
+    }
+
+    /// Starts a server on a fresh SQLite file whose JWKS verifier is built with `tune` applied
+    /// to the usual builder (to shrink its cache durations, say).
+    pub async fn start_with_verifier(
+        tune: impl FnOnce(JwksVerifierBuilder) -> JwksVerifierBuilder,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path().join("http.db"))
+            .await
+            .expect("open store");
+        Self::start_tuned(Arc::new(store), Box::new(dir), tune).await
+    }
+
+    async fn start_tuned(
+        store: DynStore,
+        guard: Box<dyn Any + Send + Sync>,
+        tune: impl FnOnce(JwksVerifierBuilder) -> JwksVerifierBuilder,
+    ) -> Self {
         let keys = TestKeys::generate();
         let jwks = JwksServer::start(keys.jwks()).await;
         let verifier: Arc<dyn Verifier> =
-            Arc::new(jwks.verifier_builder().build().expect("verifier"));
+            Arc::new(tune(jwks.verifier_builder()).build().expect("verifier"));
         let flow = TaskFlow::new(store);
         let app = taskflow_poem::app(
             flow.clone(),
