@@ -1,6 +1,12 @@
-//! The one error type of taskflow. Each variant maps to one HTTP status.
+//! The one error type of taskflow. Variants carry data, not sentences: a front-end matches on
+//! them (a CLI picks an exit code, MCP marks a tool result as an error) and their `Display` is
+//! the message the HTTP API sends, so it is part of the wire contract.
 
 use std::error::Error as StdError;
+use std::fmt;
+
+use crate::lifecycle::Move;
+use crate::model::TaskStatus;
 
 /// A boxed error from a storage backend.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -8,14 +14,18 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// The result type of taskflow's core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What went wrong, in terms a caller can act on. The `Display` text of every variant is the
-/// message the HTTP API sends, so it is part of the wire contract.
+/// What went wrong, in terms a caller can act on. Each variant maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The named thing does not exist (HTTP 404). The text is e.g. `Task not found`.
-    #[error("{0} not found")]
-    NotFound(&'static str),
+    /// The named thing does not exist (HTTP 404): `Task not found`, `Worker not found`.
+    #[error("{kind} not found")]
+    NotFound {
+        /// What kind of thing.
+        kind: Entity,
+        /// The id that was asked for.
+        id: String,
+    },
 
     /// Input broke a rule (HTTP 422). The message starts with the field name and a colon.
     #[error("{field}: {message}")]
@@ -26,15 +36,34 @@ pub enum Error {
         message: String,
     },
 
-    /// The lifecycle does not allow this move from the task's current status (HTTP 400).
-    #[error("{0}")]
-    InvalidTransition(String),
+    /// The lifecycle has no such move from the task's status (HTTP 400), e.g. `Cannot start
+    /// task with status 'in_progress'`.
+    #[error("{}", action.refusal(*from))]
+    InvalidTransition {
+        /// The move that was asked for.
+        action: Move,
+        /// The task's status.
+        from: TaskStatus,
+    },
+
+    /// A PATCH asked for a status that no row of the lifecycle table reaches from the task's
+    /// status (HTTP 400): `Cannot change status from '<from>' to '<to>'`.
+    #[error("Cannot change status from '{from}' to '{to}'")]
+    InvalidStatusChange {
+        /// The task's status.
+        from: TaskStatus,
+        /// The status asked for.
+        to: TaskStatus,
+    },
 
     /// The policy does not let this actor do this (HTTP 403).
-    #[error("{0}")]
-    Forbidden(String),
+    #[error("{action}")]
+    Forbidden {
+        /// What was refused.
+        action: Permission,
+    },
 
-    /// The caller's expected version no longer matches (HTTP 412).
+    /// The caller's precondition does not hold: the task is at another version (HTTP 412).
     #[error("Version mismatch: task is at version {current}")]
     VersionMismatch {
         /// The task's version now.
@@ -57,6 +86,82 @@ pub enum Error {
     Backend(#[source] BoxError),
 }
 
+/// The kinds of things a caller can ask for by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Entity {
+    /// A task.
+    Task,
+    /// A worker registry entry.
+    Worker,
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Entity::Task => "Task",
+            Entity::Worker => "Worker",
+        })
+    }
+}
+
+/// What the default policy guards: moves that belong to a task's assignee (or anyone while it
+/// is unassigned) or an admin, and actions for admins only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Permission {
+    /// Reporting progress.
+    ReportProgress,
+    /// Submitting for review.
+    SubmitForReview,
+    /// Completing a task in progress.
+    Complete,
+    /// Blocking.
+    Block,
+    /// Unblocking.
+    Unblock,
+    /// Taking a task away from its assignee.
+    Reassign,
+    /// Deleting a task (admin only).
+    Delete,
+    /// Registering a worker (admin only).
+    RegisterWorker,
+}
+
+impl Permission {
+    /// Whether only an admin may do this.
+    pub fn admin_only(self) -> bool {
+        matches!(self, Permission::Delete | Permission::RegisterWorker)
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Permission::ReportProgress => "report progress on",
+            Permission::SubmitForReview => "submit",
+            Permission::Complete => "complete",
+            Permission::Block => "block",
+            Permission::Unblock => "unblock",
+            Permission::Reassign => "reassign",
+            Permission::Delete => "delete",
+            Permission::RegisterWorker => "register",
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.admin_only() {
+            f.write_str("Admin role required")
+        } else {
+            write!(
+                f,
+                "Only the assignee or an admin can {} this task",
+                self.verb()
+            )
+        }
+    }
+}
+
 impl Error {
     /// A validation error about `field`.
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -77,12 +182,23 @@ impl Error {
     }
 
     /// `Task not found`.
-    pub(crate) fn task_not_found() -> Self {
-        Error::NotFound("Task")
+    pub fn task_not_found(id: i64) -> Self {
+        Error::NotFound {
+            kind: Entity::Task,
+            id: id.to_string(),
+        }
     }
 
     /// `Worker not found`.
-    pub(crate) fn worker_not_found() -> Self {
-        Error::NotFound("Worker")
+    pub fn worker_not_found(id: &str) -> Self {
+        Error::NotFound {
+            kind: Entity::Worker,
+            id: id.to_owned(),
+        }
+    }
+
+    /// Whether this is the caller's doing (a 4xx): retrying the same call gives the same answer.
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, Error::Unavailable(_) | Error::Backend(_))
     }
 }

@@ -3,24 +3,34 @@
 //!
 //! This crate owns everything that is not storage or transport:
 //!
-//! - [`model`]: tasks, patches, filters, audit entries, workers, and the acting identity;
+//! - [`model`]: tasks, patches, filters, paging, preconditions, audit rows, workers, and the
+//!   acting identity;
 //! - [`validate`]: input rules, each error naming its field;
 //! - [`lifecycle`]: the pure state machine that is the only place a status is compared, and the
 //!   default policy of who may do what;
+//! - [`TaskFlow`]: the embeddable service; its methods are taskflow's operations, and
+//!   [`Command`] lists them as data for front-ends that dispatch by name
+//!   ([`TaskFlow::execute`]);
 //! - [`Store`]: the persistence trait that backends (`taskflow-store-sqlite`,
-//!   `taskflow-store-pg`) implement, used as [`DynStore`] (`Arc<dyn Store>`);
-//! - [`TaskFlow`]: the embeddable service every client calls;
-//! - [`Error`]: one error enum whose variants map onto HTTP statuses.
+//!   `taskflow-store-pg`, and [`MemoryStore`] here) implement, used as [`DynStore`]
+//!   (`Arc<dyn Store>`): compare-and-set writes that name the version they expect
+//!   ([`TaskWrite`], [`Written`]), and rules that span rows checked inside the write
+//!   ([`Invariant`]);
+//! - [`Error`]: one error enum whose variants carry data (`InvalidTransition { action, from }`,
+//!   `NotFound { kind, id }`, …) and whose `Display` is the API's message.
 //!
 //! A call flows like this: [`TaskFlow`] reads the task from the store, asks
-//! [`lifecycle`] for the next task and its audit entry (or a typed refusal), and hands both to
-//! [`Store::update_task`], a compare-and-set on `version` that writes the change and its audit
-//! row in one transaction. A lost race re-reads and re-decides.
+//! [`lifecycle`] for the next task and its audit row (or a typed refusal), checks the caller's
+//! [`Precondition`], and hands both to [`Store::update_task`], a compare-and-set on `version`
+//! that writes the change and its audit row in one transaction. A lost race re-reads and
+//! re-decides.
 //!
 //! # Features
 //!
+//! - `memory`: [`MemoryStore`], a store in process memory for tests and experiments.
 //! - `testkit`: the backend conformance suite, [`testkit`], with the
-//!   [`store_conformance_tests!`] macro that expands one `#[tokio::test]` per case.
+//!   [`store_conformance_tests!`] macro that expands one `#[tokio::test]` per case (implies
+//!   `memory`).
 //!
 //! # Example
 //!
@@ -28,23 +38,30 @@
 //! embedded over SQLite.
 //!
 //! ```
-//! use taskflow_core::{Error, lifecycle::{self, Action}, model::*};
+//! use taskflow_core::{Error, lifecycle::{self, Action, Move}, model::*};
 //!
 //! let alice = Actor::new(&Identity::user("alice"), ActorType::Agent);
 //! let created = lifecycle::create(NewTask::titled("Write docs"), &alice, now()).unwrap();
-//! let started = lifecycle::apply(&created.task, &Action::Start, &alice, now()).unwrap();
+//! let task = created.task.into_task(1);
+//! let started = lifecycle::apply(&task, &Action::Start, &alice, now()).unwrap();
 //! assert_eq!(started.task.status, TaskStatus::InProgress);
 //! assert_eq!(started.task.assigned_to.as_deref(), Some("alice"));
-//! assert_eq!(started.audit.action, "started");
+//! assert_eq!(started.audit.action, AuditAction::Started);
 //!
 //! let again = lifecycle::apply(&started.task, &Action::Start, &alice, now()).unwrap_err();
-//! assert!(matches!(again, Error::InvalidTransition(_)));
+//! assert!(matches!(
+//!     again,
+//!     Error::InvalidTransition { action: Move::Start, from: TaskStatus::InProgress }
+//! ));
 //! assert_eq!(again.to_string(), "Cannot start task with status 'in_progress'");
 //! ```
 
 pub mod error;
 pub mod lifecycle;
+#[cfg(feature = "memory")]
+mod memory;
 pub mod model;
+mod operation;
 mod service;
 mod store;
 pub mod validate;
@@ -52,6 +69,9 @@ pub mod validate;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Entity, Error, Permission, Result};
+#[cfg(feature = "memory")]
+pub use memory::MemoryStore;
+pub use operation::{Command, Outcome};
 pub use service::TaskFlow;
-pub use store::{DynStore, Store};
+pub use store::{Conflict, DynStore, Invariant, Store, TaskWrite, Written};

@@ -22,12 +22,15 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::error::{Error, Result};
-use crate::model::{Actor, AuditEntry, NewTask, Task, TaskPatch, TaskStatus, Timestamp, action};
+use crate::error::{Error, Permission, Result};
+use crate::model::{
+    Actor, AuditAction, AuditDraft, NewTask, Task, TaskDraft, TaskPatch, TaskStatus, Timestamp,
+};
 use crate::validate;
 
 /// A lifecycle action, as asked for by a caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "move", rename_all = "snake_case")]
 pub enum Action {
     /// Claim a pending task and begin work on it.
     Start,
@@ -53,27 +56,44 @@ pub enum Action {
     Unblock,
 }
 
-/// The outcome of a legal change: the task as it must be stored, and its audit entry.
+/// The outcome of a legal change: the task as it must be stored, and its audit row.
 ///
-/// `task.version` is already incremented; the store writes it only if the stored version is still
-/// `task.version - 1`. The audit entry's `id` is assigned by the store.
+/// `task.version` is already one more than the version the change was decided on; the caller
+/// hands both to the store as a compare-and-set that expects the version it read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     /// The task after the change.
     pub task: Task,
-    /// The one audit entry that records the change.
-    pub audit: AuditEntry,
+    /// The one audit row that records the change.
+    pub audit: AuditDraft,
+}
+
+/// A new task and its `created` audit row, for the store to insert together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creation {
+    /// The task to insert.
+    pub task: TaskDraft,
+    /// Its `created` row.
+    pub audit: AuditDraft,
 }
 
 /// The rows of the lifecycle table, by what they do rather than what they are called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Move {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Move {
+    /// `pending` → `in_progress`.
     Start,
+    /// `in_progress` → `in_progress`, with a new percentage.
     Progress,
+    /// `in_progress` → `review`.
     SubmitForReview,
+    /// `review` → `in_progress`.
     RequestChanges,
+    /// `in_progress` or `review` → `completed`.
     Complete,
+    /// `pending`, `in_progress` or `review` → `blocked`.
     Block,
+    /// `blocked` → `in_progress` if assigned, else `pending`.
     Unblock,
 }
 
@@ -104,8 +124,9 @@ impl Move {
         }
     }
 
-    /// The seed's refusal text for this move from `from`.
-    fn refusal(self, from: TaskStatus) -> String {
+    /// The refusal text of this move from `from` (the seed's texts, and ours for the moves the
+    /// seed lacks).
+    pub(crate) fn refusal(self, from: TaskStatus) -> String {
         match self {
             Move::Start => format!("Cannot start task with status '{from}'"),
             Move::Progress => "Task must be in_progress".to_owned(),
@@ -119,28 +140,28 @@ impl Move {
 
     /// The default policy for this move on `task` (in its state before the move).
     fn authorize(self, task: &Task, actor: &Actor) -> Result<()> {
-        let verb = match self {
+        let permission = match self {
             Move::Start | Move::RequestChanges => return Ok(()),
             Move::Complete if task.status == TaskStatus::Review => return Ok(()),
-            Move::Complete => "complete",
-            Move::Progress => "report progress on",
-            Move::SubmitForReview => "submit",
-            Move::Block => "block",
-            Move::Unblock => "unblock",
+            Move::Complete => Permission::Complete,
+            Move::Progress => Permission::ReportProgress,
+            Move::SubmitForReview => Permission::SubmitForReview,
+            Move::Block => Permission::Block,
+            Move::Unblock => Permission::Unblock,
         };
-        owner_or_admin(task, actor, verb)
+        owner_or_admin(task, actor, permission)
     }
 
     /// The audit action of this move when made through its own endpoint.
-    fn audit_action(self) -> &'static str {
+    fn audit_action(self) -> AuditAction {
         match self {
-            Move::Start => action::STARTED,
-            Move::Progress => action::PROGRESSED,
-            Move::SubmitForReview => action::REVIEW_REQUESTED,
-            Move::RequestChanges => action::CHANGES_REQUESTED,
-            Move::Complete => action::COMPLETED,
-            Move::Block => action::BLOCKED,
-            Move::Unblock => action::UNBLOCKED,
+            Move::Start => AuditAction::Started,
+            Move::Progress => AuditAction::Progressed,
+            Move::SubmitForReview => AuditAction::ReviewRequested,
+            Move::RequestChanges => AuditAction::ChangesRequested,
+            Move::Complete => AuditAction::Completed,
+            Move::Block => AuditAction::Blocked,
+            Move::Unblock => AuditAction::Unblocked,
         }
     }
 
@@ -156,7 +177,8 @@ impl Move {
 }
 
 impl Action {
-    fn as_move(&self) -> Move {
+    /// The row of the lifecycle table this action asks for.
+    pub fn as_move(&self) -> Move {
         match self {
             Action::Start => Move::Start,
             Action::Progress { .. } => Move::Progress,
@@ -183,38 +205,36 @@ impl Action {
 }
 
 /// The assignee, anyone while the task is unassigned, or an admin.
-fn owner_or_admin(task: &Task, actor: &Actor, verb: &str) -> Result<()> {
+fn owner_or_admin(task: &Task, actor: &Actor, permission: Permission) -> Result<()> {
     match &task.assigned_to {
-        Some(owner) if *owner != actor.id && !actor.admin => Err(Error::Forbidden(format!(
-            "Only the assignee or an admin can {verb} this task"
-        ))),
+        Some(owner) if *owner != actor.id && !actor.admin => {
+            Err(Error::Forbidden { action: permission })
+        }
         _ => Ok(()),
     }
 }
 
-/// Refuses non-admins with `Admin role required`.
-pub fn require_admin(actor: &Actor) -> Result<()> {
+/// Refuses non-admins `permission` (`Admin role required`).
+pub fn require_admin(actor: &Actor, permission: Permission) -> Result<()> {
     if actor.admin {
         Ok(())
     } else {
-        Err(Error::Forbidden("Admin role required".to_owned()))
+        Err(Error::Forbidden { action: permission })
     }
 }
 
 fn audit(
-    task: &Task,
+    project_slug: &Option<String>,
     actor: &Actor,
-    action: &str,
+    action: AuditAction,
     context: Option<Value>,
     now: Timestamp,
-) -> AuditEntry {
-    AuditEntry {
-        id: 0,
-        task_id: task.id,
-        project_slug: task.project_slug.clone(),
+) -> AuditDraft {
+    AuditDraft {
+        project_slug: project_slug.clone(),
         actor_id: actor.id.clone(),
         actor_type: actor.actor_type,
-        action: action.to_owned(),
+        action,
         context,
         timestamp: now,
     }
@@ -229,9 +249,12 @@ fn bump(task: &mut Task, now: Timestamp) {
 pub fn apply(task: &Task, action: &Action, actor: &Actor, now: Timestamp) -> Result<Transition> {
     action.validate()?;
     let mv = action.as_move();
-    let to = mv
-        .target(task.status, task.assigned_to.is_some())
-        .ok_or_else(|| Error::InvalidTransition(mv.refusal(task.status)))?;
+    let to =
+        mv.target(task.status, task.assigned_to.is_some())
+            .ok_or(Error::InvalidTransition {
+                action: mv,
+                from: task.status,
+            })?;
     mv.authorize(task, actor)?;
 
     let mut next = task.clone();
@@ -245,22 +268,66 @@ pub fn apply(task: &Task, action: &Action, actor: &Actor, now: Timestamp) -> Res
         _ => None,
     };
     bump(&mut next, now);
-    let audit = audit(&next, actor, mv.audit_action(), context, now);
+    let audit = audit(&next.project_slug, actor, mv.audit_action(), context, now);
     Ok(Transition { task: next, audit })
 }
 
-/// The fields of a task as they appear in audit contexts and on the wire.
-fn field_value(task: &Task, field: &str) -> Value {
-    match field {
-        "title" => json!(task.title),
-        "description" => json!(task.description),
-        "status" => json!(task.status),
-        "priority" => json!(task.priority),
-        "progress_percent" => json!(task.progress_percent),
-        "assigned_to" => json!(task.assigned_to),
-        "project_slug" => json!(task.project_slug),
-        "parent_id" => json!(task.parent_id),
-        _ => Value::Null,
+/// The fields a caller sets, of a stored task or of a draft, as they appear in audit contexts
+/// and on the wire.
+struct Fields<'a> {
+    title: &'a str,
+    description: &'a Option<String>,
+    status: TaskStatus,
+    priority: crate::model::Priority,
+    progress_percent: i32,
+    assigned_to: &'a Option<String>,
+    project_slug: &'a Option<String>,
+    parent_id: Option<i64>,
+}
+
+impl<'a> From<&'a Task> for Fields<'a> {
+    fn from(t: &'a Task) -> Self {
+        Fields {
+            title: &t.title,
+            description: &t.description,
+            status: t.status,
+            priority: t.priority,
+            progress_percent: t.progress_percent,
+            assigned_to: &t.assigned_to,
+            project_slug: &t.project_slug,
+            parent_id: t.parent_id,
+        }
+    }
+}
+
+impl<'a> From<&'a TaskDraft> for Fields<'a> {
+    fn from(t: &'a TaskDraft) -> Self {
+        Fields {
+            title: &t.title,
+            description: &t.description,
+            status: t.status,
+            priority: t.priority,
+            progress_percent: t.progress_percent,
+            assigned_to: &t.assigned_to,
+            project_slug: &t.project_slug,
+            parent_id: t.parent_id,
+        }
+    }
+}
+
+impl Fields<'_> {
+    fn value(&self, field: &str) -> Value {
+        match field {
+            "title" => json!(self.title),
+            "description" => json!(self.description),
+            "status" => json!(self.status),
+            "priority" => json!(self.priority),
+            "progress_percent" => json!(self.progress_percent),
+            "assigned_to" => json!(self.assigned_to),
+            "project_slug" => json!(self.project_slug),
+            "parent_id" => json!(self.parent_id),
+            _ => Value::Null,
+        }
     }
 }
 
@@ -275,10 +342,10 @@ const FIELDS: [&str; 8] = [
     "parent_id",
 ];
 
-/// Builds a new task (with `id` 0, for the store to assign) and its `created` audit entry.
+/// Builds a new task and its `created` audit row, for the store to insert (it assigns the id).
 ///
-/// Checks everything that needs no database; the parent's existence is checked by the caller.
-pub fn create(new: NewTask, actor: &Actor, now: Timestamp) -> Result<Transition> {
+/// Checks everything that needs no database; the store refuses a parent that does not exist.
+pub fn create(new: NewTask, actor: &Actor, now: Timestamp) -> Result<Creation> {
     let title = validate::title(&new.title)?;
     validate::optional_text("description", new.description.as_deref())?;
     validate::optional_text("assigned_to", new.assigned_to.as_deref())?;
@@ -294,8 +361,7 @@ pub fn create(new: NewTask, actor: &Actor, now: Timestamp) -> Result<Transition>
     };
     let progress_percent =
         validate::percent("progress_percent", new.progress_percent.unwrap_or(0))?;
-    let task = Task {
-        id: 0,
+    let task = TaskDraft {
         title,
         description: new.description,
         status,
@@ -303,23 +369,24 @@ pub fn create(new: NewTask, actor: &Actor, now: Timestamp) -> Result<Transition>
         progress_percent,
         assigned_to: new.assigned_to,
         project_slug: new.project_slug,
-        parent_id: validate::parent_id(new.parent_id),
+        parent_id: new.parent_id,
         created_at: now,
         updated_at: now,
         version: 1,
     };
+    let fields = Fields::from(&task);
     let context: Map<String, Value> = FIELDS
         .iter()
-        .map(|f| ((*f).to_owned(), field_value(&task, f)))
+        .map(|f| ((*f).to_owned(), fields.value(f)))
         .collect();
     let audit = audit(
-        &task,
+        &task.project_slug,
         actor,
-        action::CREATED,
+        AuditAction::Created,
         Some(Value::Object(context)),
         now,
     );
-    Ok(Transition { task, audit })
+    Ok(Creation { task, audit })
 }
 
 /// Checks a patch's fields on their own, before any task is read (HTTP 422 comes before 404).
@@ -337,9 +404,6 @@ pub fn validate_patch(patch: &TaskPatch) -> Result<TaskPatch> {
         ("project_slug", &patch.project_slug),
     ] {
         validate::optional_text(field, value.as_ref().and_then(Option::as_deref))?;
-    }
-    if let Some(parent) = patch.parent_id {
-        patch.parent_id = Some(validate::parent_id(parent));
     }
     Ok(patch)
 }
@@ -386,45 +450,44 @@ pub fn apply_patch(
         let mv = PATCH_MOVES
             .into_iter()
             .find(|mv| mv.target(task.status, assigned) == Some(to))
-            .ok_or_else(|| {
-                Error::InvalidTransition(format!(
-                    "Cannot change status from '{}' to '{to}'",
-                    task.status
-                ))
+            .ok_or(Error::InvalidStatusChange {
+                from: task.status,
+                to,
             })?;
         mv.authorize(task, actor)?;
         mv.apply_effects(&mut next, to, actor);
     }
     if reassigned {
-        owner_or_admin(task, actor, "reassign")?;
+        owner_or_admin(task, actor, Permission::Reassign)?;
     }
 
+    let (before, after) = (Fields::from(task), Fields::from(&next));
     let changed: Map<String, Value> = FIELDS
         .iter()
-        .filter(|f| field_value(task, f) != field_value(&next, f))
-        .map(|f| ((*f).to_owned(), field_value(&next, f)))
+        .filter(|f| before.value(f) != after.value(f))
+        .map(|f| ((*f).to_owned(), after.value(f)))
         .collect();
     if changed.is_empty() {
         return Ok(None);
     }
     bump(&mut next, now);
     let audit = audit(
-        &next,
+        &next.project_slug,
         actor,
-        action::UPDATED,
+        AuditAction::Updated,
         Some(Value::Object(changed)),
         now,
     );
     Ok(Some(Transition { task: next, audit }))
 }
 
-/// Authorizes a delete (admin only) and builds its `deleted` audit entry.
-pub fn delete(task: &Task, actor: &Actor, now: Timestamp) -> Result<AuditEntry> {
-    require_admin(actor)?;
+/// Authorizes a delete (admin only) and builds its `deleted` audit row.
+pub fn delete(task: &Task, actor: &Actor, now: Timestamp) -> Result<AuditDraft> {
+    require_admin(actor, Permission::Delete)?;
     Ok(audit(
-        task,
+        &task.project_slug,
         actor,
-        action::DELETED,
+        AuditAction::Deleted,
         Some(json!({ "title": task.title })),
         now,
     ))
@@ -507,15 +570,24 @@ mod tests {
         assert_eq!(tr.task.status, TaskStatus::InProgress);
         assert_eq!(tr.task.assigned_to.as_deref(), Some("alice"));
         assert_eq!(tr.task.version, 4);
-        assert_eq!(tr.audit.action, "started");
-        assert_eq!(tr.audit.task_id, 7);
+        assert_eq!(tr.audit.action, AuditAction::Started);
+        assert_eq!(tr.audit.project_slug.as_deref(), Some("p"));
     }
 
     #[test]
     fn status_refusal_comes_before_policy() {
         let t = task(TaskStatus::Pending, Some("bob"));
         let err = apply(&t, &Action::Complete, &alice(), now()).unwrap_err();
-        assert!(matches!(err, Error::InvalidTransition(_)), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::InvalidTransition {
+                    action: Move::Complete,
+                    from: TaskStatus::Pending
+                }
+            ),
+            "{err:?}"
+        );
         let t = task(TaskStatus::InProgress, Some("bob"));
         let err = apply(&t, &Action::Complete, &alice(), now()).unwrap_err();
         assert_eq!(

@@ -17,26 +17,67 @@ pub fn now() -> Timestamp {
     Utc::now().trunc_subsecs(6)
 }
 
-/// Declares a string-backed enum with `as_str`, `Display`, `FromStr` and an `ALL` list, so the
-/// wire spelling of every variant lives in exactly one place.
+/// A closed set of values spelled as text on the wire and in storage: [`TaskStatus`],
+/// [`Priority`], [`ActorType`] and [`AuditAction`]. Each value's spelling is written once, in
+/// this module; serde, `Display`, `FromStr` and the HTTP crate's schemas all read it from here.
+pub trait StringEnum: Copy + Eq + fmt::Debug + Send + Sync + 'static {
+    /// The type's name in API documents, e.g. `TaskStatus`.
+    const NAME: &'static str;
+    /// One line describing the type, for API documents.
+    const DESCRIPTION: &'static str;
+    /// The field a parse error names, e.g. `status`.
+    const FIELD: &'static str;
+    /// Every value, in declaration order.
+    const ALL: &'static [Self];
+    /// Every spelling, in declaration order.
+    const NAMES: &'static [&'static str];
+
+    /// The wire and storage spelling of this value.
+    fn as_str(self) -> &'static str;
+
+    /// Reads a spelling; anything else is a validation error on `field` listing the spellings.
+    fn parse_as(field: &str, text: &str) -> Result<Self, Error> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|v| v.as_str() == text)
+            .ok_or_else(|| {
+                let all: Vec<String> = Self::NAMES.iter().map(|n| format!("'{n}'")).collect();
+                Error::validation(field, format!("must be one of {}", all.join(", ")))
+            })
+    }
+}
+
+/// Declares a [`StringEnum`], with `Display`, `FromStr` and serde going through its spellings.
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident, $field:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident, $field:literal, $about:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name {
             $($(#[$vmeta])* $variant),+
         }
 
-        impl $name {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+        impl StringEnum for $name {
+            const NAME: &'static str = stringify!($name);
+            const DESCRIPTION: &'static str = $about;
+            const FIELD: &'static str = $field;
+            const ALL: &'static [$name] = &[$($name::$variant),+];
+            const NAMES: &'static [&'static str] = &[$($text),+];
 
-            /// The wire and storage spelling of this value.
-            pub const fn as_str(self) -> &'static str {
+            fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $text),+
                 }
+            }
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = <$name as StringEnum>::ALL;
+
+            /// The wire and storage spelling of this value.
+            pub fn as_str(self) -> &'static str {
+                StringEnum::as_str(self)
             }
         }
 
@@ -50,16 +91,24 @@ macro_rules! string_enum {
             type Err = Error;
 
             fn from_str(s: &str) -> Result<Self, Error> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(Error::validation(
-                        $field,
-                        format!(
-                            "must be one of {}",
-                            [$($text),+].map(|t| format!("'{t}'")).join(", ")
-                        ),
-                    )),
-                }
+                <$name as StringEnum>::parse_as($field, s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                <$name as StringEnum>::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == text)
+                    .ok_or_else(|| serde::de::Error::unknown_variant(&text, Self::NAMES))
             }
         }
     };
@@ -67,9 +116,8 @@ macro_rules! string_enum {
 
 string_enum!(
     /// Where a task is in its lifecycle. Only [`crate::lifecycle`] decides how it moves.
-    TaskStatus, "status" {
+    TaskStatus, "status", "Where a task is in its lifecycle." {
         /// Not started yet. The default.
-        #[default]
         Pending => "pending",
         /// Claimed and being worked on.
         InProgress => "in_progress",
@@ -84,11 +132,10 @@ string_enum!(
 
 string_enum!(
     /// How urgent a task is.
-    Priority, "priority" {
+    Priority, "priority", "How urgent a task is." {
         /// Whenever there is time.
         Low => "low",
         /// The default.
-        #[default]
         Medium => "medium",
         /// Soon.
         High => "high",
@@ -99,14 +146,57 @@ string_enum!(
 
 string_enum!(
     /// Whether an actor is a person or an AI agent, as recorded in the worker registry.
-    ActorType, "type" {
+    ActorType, "type", "A human or an AI agent." {
         /// A person. Every actor without a worker row is human; the default.
-        #[default]
         Human => "human",
         /// An AI agent.
         Agent => "agent",
     }
 );
+
+string_enum!(
+    /// What an audit row records.
+    AuditAction, "action", "What an audit row records." {
+        /// A task was created.
+        Created => "created",
+        /// A task was started (claimed).
+        Started => "started",
+        /// Progress was reported.
+        Progressed => "progressed",
+        /// A task was submitted for review.
+        ReviewRequested => "review_requested",
+        /// A reviewer sent a task back.
+        ChangesRequested => "changes_requested",
+        /// A task was completed.
+        Completed => "completed",
+        /// A task was blocked.
+        Blocked => "blocked",
+        /// A task was unblocked.
+        Unblocked => "unblocked",
+        /// Fields were changed through a patch.
+        Updated => "updated",
+        /// A task was deleted.
+        Deleted => "deleted",
+    }
+);
+
+impl Default for TaskStatus {
+    fn default() -> Self {
+        TaskStatus::Pending
+    }
+}
+
+impl Default for Priority {
+    fn default() -> Self {
+        Priority::Medium
+    }
+}
+
+impl Default for ActorType {
+    fn default() -> Self {
+        ActorType::Human
+    }
+}
 
 /// A task as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,24 +227,78 @@ pub struct Task {
     pub version: i64,
 }
 
+/// A task that is not stored yet: every field of [`Task`] but the id, which the store assigns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskDraft {
+    /// 1..=200 characters, trimmed.
+    pub title: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// `pending` or `blocked`.
+    pub status: TaskStatus,
+    /// Urgency.
+    pub priority: Priority,
+    /// 0..=100.
+    pub progress_percent: i32,
+    /// The actor id that owns the work, if any.
+    pub assigned_to: Option<String>,
+    /// The project, if any.
+    pub project_slug: Option<String>,
+    /// The parent task, if any; the store refuses one that does not exist.
+    pub parent_id: Option<i64>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Equal to `created_at`.
+    pub updated_at: Timestamp,
+    /// 1.
+    pub version: i64,
+}
+
+impl TaskDraft {
+    /// The task as stored under `id`.
+    pub fn into_task(self, id: i64) -> Task {
+        Task {
+            id,
+            title: self.title,
+            description: self.description,
+            status: self.status,
+            priority: self.priority,
+            progress_percent: self.progress_percent,
+            assigned_to: self.assigned_to,
+            project_slug: self.project_slug,
+            parent_id: self.parent_id,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+        }
+    }
+}
+
 /// The input to [`crate::TaskFlow::create_task`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewTask {
     /// Required; trimmed, then 1..=200 characters.
     pub title: String,
     /// Free text.
+    #[serde(default)]
     pub description: Option<String>,
     /// `pending` (the default) or `blocked`; nothing else.
+    #[serde(default)]
     pub status: Option<TaskStatus>,
     /// Defaults to `medium`.
+    #[serde(default)]
     pub priority: Option<Priority>,
     /// Defaults to 0; must be 0..=100.
+    #[serde(default)]
     pub progress_percent: Option<i32>,
     /// Who owns it from the start, if anyone.
+    #[serde(default)]
     pub assigned_to: Option<String>,
     /// Project, if any.
+    #[serde(default)]
     pub project_slug: Option<String>,
-    /// Parent task; `Some(0)` means none, as Swagger UI sends 0 for an empty integer.
+    /// Parent task, which must exist.
+    #[serde(default)]
     pub parent_id: Option<i64>,
 }
 
@@ -170,23 +314,50 @@ impl NewTask {
 
 /// A partial update. For each field, `None` leaves it unchanged. For the clearable fields the
 /// inner option tells "set to null" (`Some(None)`) from "set to a value" (`Some(Some(v))`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// As JSON, an absent field is `None`, `null` is `Some(None)` and a value is `Some(Some(v))`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPatch {
     /// New title (trimmed, 1..=200 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// New description, or `Some(None)` to clear it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub description: Option<Option<String>>,
     /// A status move; it must be a row of the lifecycle table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<TaskStatus>,
     /// New priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
     /// New progress, 0..=100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_percent: Option<i32>,
     /// New assignee, or `Some(None)` to unassign.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub assigned_to: Option<Option<String>>,
     /// New project, or `Some(None)` to clear it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub project_slug: Option<Option<String>>,
-    /// New parent, or `Some(None)` (or `Some(Some(0))`) to clear it.
+    /// New parent (which must exist and must not be the task or one of its subtasks), or
+    /// `Some(None)` to clear it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub parent_id: Option<Option<i64>>,
 }
 
@@ -197,66 +368,70 @@ impl TaskPatch {
     }
 }
 
-/// Filters for [`crate::TaskFlow::list_tasks`]. Results are ordered by id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskFilter {
-    /// Only tasks with this status.
-    pub status: Option<TaskStatus>,
-    /// Only tasks assigned to this actor.
-    pub assigned_to: Option<String>,
-    /// Only tasks in this project.
-    pub project: Option<String>,
-    /// Only tasks with this priority.
-    pub priority: Option<Priority>,
-    /// Only subtasks of this task (`Some(0)` means no filter).
-    pub parent_id: Option<i64>,
-    /// Page size, 1..=100.
-    pub limit: u32,
-    /// Rows to skip.
-    pub offset: u64,
+/// `Option<Option<T>>` as JSON: absent (with `#[serde(default)]`) is `None`, `null` is
+/// `Some(None)`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
 }
 
-impl Default for TaskFilter {
-    fn default() -> Self {
-        TaskFilter {
-            status: None,
-            assigned_to: None,
-            project: None,
-            priority: None,
-            parent_id: None,
-            limit: DEFAULT_LIMIT,
-            offset: 0,
+/// What a write expects to find: the compare-and-set condition a caller states (HTTP
+/// `If-Match`). A task at any other version is refused with
+/// [`Error::VersionMismatch`](crate::Error::VersionMismatch).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precondition {
+    /// Whatever version the task is at. A write that loses a race re-reads the task and
+    /// re-applies itself.
+    #[default]
+    Any,
+    /// Exactly this version.
+    Version(i64),
+    /// Any one of these versions; an empty list matches nothing.
+    OneOf(Vec<i64>),
+}
+
+impl Precondition {
+    /// Whether a task at `version` satisfies this precondition.
+    pub fn holds_for(&self, version: i64) -> bool {
+        match self {
+            Precondition::Any => true,
+            Precondition::Version(v) => *v == version,
+            Precondition::OneOf(vs) => vs.contains(&version),
+        }
+    }
+
+    /// Refuses `task` with a version mismatch unless this precondition holds for it.
+    pub fn check(&self, task: &Task) -> Result<(), Error> {
+        if self.holds_for(task.version) {
+            Ok(())
+        } else {
+            Err(Error::VersionMismatch {
+                current: task.version,
+            })
         }
     }
 }
 
-/// Filters for [`crate::TaskFlow::list_audit`]. Results are oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditFilter {
-    /// Only rows about this task.
-    pub task_id: Option<i64>,
-    /// Only rows written by this actor.
-    pub actor_id: Option<String>,
-    /// Only rows with this action (free text, e.g. `started`).
-    pub action: Option<String>,
-    /// Only rows in this project.
-    pub project: Option<String>,
-    /// Page size, 1..=100.
-    pub limit: u32,
-    /// Rows to skip.
-    pub offset: u64,
-}
-
-impl Default for AuditFilter {
-    fn default() -> Self {
-        AuditFilter {
-            task_id: None,
-            actor_id: None,
-            action: None,
-            project: None,
-            limit: DEFAULT_LIMIT,
-            offset: 0,
-        }
+/// `None` is [`Precondition::Any`] and `Some(v)` is [`Precondition::Version`].
+impl From<Option<i64>> for Precondition {
+    fn from(version: Option<i64>) -> Self {
+        version.map_or(Precondition::Any, Precondition::Version)
     }
 }
 
@@ -265,37 +440,126 @@ pub const DEFAULT_LIMIT: u32 = 50;
 /// The largest page size of listings.
 pub const MAX_LIMIT: u32 = 100;
 
+/// Which page of a listing: a page size of 1..=100 and an offset of 0 or more. Only
+/// [`Paging::new`] makes one from raw numbers, so every listing checks them the same way, with
+/// the same messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawPaging", into = "RawPaging")]
+pub struct Paging {
+    limit: u32,
+    offset: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawPaging {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl TryFrom<RawPaging> for Paging {
+    type Error = Error;
+
+    fn try_from(raw: RawPaging) -> Result<Self, Error> {
+        Paging::new(raw.limit, raw.offset)
+    }
+}
+
+impl From<Paging> for RawPaging {
+    fn from(p: Paging) -> Self {
+        RawPaging {
+            limit: Some(i64::from(p.limit)),
+            offset: Some(p.offset),
+        }
+    }
+}
+
+impl Paging {
+    /// Checks a page size (default 50, 1..=100) and an offset (default 0, never negative).
+    pub fn new(limit: Option<i64>, offset: Option<i64>) -> Result<Self, Error> {
+        let limit = limit.unwrap_or(i64::from(DEFAULT_LIMIT));
+        let limit = u32::try_from(limit)
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                Error::validation("limit", format!("must be between 1 and {MAX_LIMIT}"))
+            })?;
+        let offset = offset.unwrap_or(0);
+        if offset < 0 {
+            return Err(Error::validation("offset", "must be 0 or more"));
+        }
+        Ok(Paging { limit, offset })
+    }
+
+    /// The page size, 1..=100.
+    pub fn limit(self) -> u32 {
+        self.limit
+    }
+
+    /// Rows to skip, 0 or more.
+    pub fn offset(self) -> i64 {
+        self.offset
+    }
+}
+
+impl Default for Paging {
+    fn default() -> Self {
+        Paging {
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+        }
+    }
+}
+
+/// Filters for [`crate::TaskFlow::list_tasks`]. Results are ordered by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFilter {
+    /// Only tasks with this status.
+    #[serde(default)]
+    pub status: Option<TaskStatus>,
+    /// Only tasks assigned to this actor.
+    #[serde(default)]
+    pub assigned_to: Option<String>,
+    /// Only tasks in this project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Only tasks with this priority.
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// Only subtasks of this task.
+    #[serde(default)]
+    pub parent_id: Option<i64>,
+    /// Which page.
+    #[serde(default, flatten)]
+    pub paging: Paging,
+}
+
+/// Filters for [`crate::TaskFlow::list_audit`]. Results are oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    /// Only rows about this task.
+    #[serde(default)]
+    pub task_id: Option<i64>,
+    /// Only rows written by this actor.
+    #[serde(default)]
+    pub actor_id: Option<String>,
+    /// Only rows with this action (free text, e.g. `started`).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Only rows in this project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Which page.
+    #[serde(default, flatten)]
+    pub paging: Paging,
+}
+
 /// One page of a listing, with the number of rows that match the filter in all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page<T> {
     /// The rows of this page.
     pub items: Vec<T>,
-    /// How many rows match the filter, ignoring `limit` and `offset`.
+    /// How many rows match the filter, ignoring the paging.
     pub total: u64,
-}
-
-/// What an audit row records. The set is open: stores keep it as text.
-pub mod action {
-    /// A task was created.
-    pub const CREATED: &str = "created";
-    /// A task was started (claimed).
-    pub const STARTED: &str = "started";
-    /// Progress was reported.
-    pub const PROGRESSED: &str = "progressed";
-    /// A task was submitted for review.
-    pub const REVIEW_REQUESTED: &str = "review_requested";
-    /// A reviewer sent a task back.
-    pub const CHANGES_REQUESTED: &str = "changes_requested";
-    /// A task was completed.
-    pub const COMPLETED: &str = "completed";
-    /// A task was blocked.
-    pub const BLOCKED: &str = "blocked";
-    /// A task was unblocked.
-    pub const UNBLOCKED: &str = "unblocked";
-    /// Fields were changed through a patch.
-    pub const UPDATED: &str = "updated";
-    /// A task was deleted.
-    pub const DELETED: &str = "deleted";
 }
 
 /// One row of the audit trail. Exactly one is written, in the same transaction, for every change.
@@ -311,12 +575,46 @@ pub struct AuditEntry {
     pub actor_id: String,
     /// Whether that actor was a human or an agent when the row was written.
     pub actor_type: ActorType,
-    /// What happened; see [`action`].
-    pub action: String,
+    /// What happened.
+    pub action: AuditAction,
     /// Details: a JSON object, or `None`.
     pub context: Option<serde_json::Value>,
     /// When it happened.
     pub timestamp: Timestamp,
+}
+
+/// An audit row not written yet: the store assigns its `id`, and takes its `task_id` from the
+/// write it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditDraft {
+    /// The task's project after the change.
+    pub project_slug: Option<String>,
+    /// Who makes the change.
+    pub actor_id: String,
+    /// Human or agent, as the worker registry says now.
+    pub actor_type: ActorType,
+    /// What happens.
+    pub action: AuditAction,
+    /// Details: a JSON object, or `None`.
+    pub context: Option<serde_json::Value>,
+    /// When.
+    pub timestamp: Timestamp,
+}
+
+impl AuditDraft {
+    /// The row as written with `id`, about task `task_id`.
+    pub fn into_entry(self, id: i64, task_id: i64) -> AuditEntry {
+        AuditEntry {
+            id,
+            task_id,
+            project_slug: self.project_slug,
+            actor_id: self.actor_id,
+            actor_type: self.actor_type,
+            action: self.action,
+            context: self.context,
+            timestamp: self.timestamp,
+        }
+    }
 }
 
 /// An entry in the worker registry, which tells agents from humans.
@@ -364,7 +662,7 @@ impl Identity {
 
 /// The acting identity the lifecycle works with: an [`Identity`] plus its actor type from the
 /// worker registry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Actor {
     /// The actor id.
     pub id: String,
@@ -382,5 +680,69 @@ impl Actor {
             actor_type,
             admin: identity.admin,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_is_checked_once_with_one_message_each() {
+        assert_eq!(Paging::new(None, None).unwrap(), Paging::default());
+        assert_eq!(Paging::default().limit(), 50);
+        assert_eq!(Paging::new(Some(100), Some(7)).unwrap().offset(), 7);
+        for limit in [0, 101, -1, i64::MAX] {
+            assert_eq!(
+                Paging::new(Some(limit), None).unwrap_err().to_string(),
+                "limit: must be between 1 and 100"
+            );
+        }
+        assert_eq!(
+            Paging::new(None, Some(-1)).unwrap_err().to_string(),
+            "offset: must be 0 or more"
+        );
+    }
+
+    #[test]
+    fn preconditions() {
+        assert!(Precondition::Any.holds_for(9));
+        assert!(Precondition::Version(3).holds_for(3));
+        assert!(!Precondition::Version(3).holds_for(4));
+        assert!(Precondition::OneOf(vec![1, 4]).holds_for(4));
+        assert!(!Precondition::OneOf(vec![]).holds_for(1));
+        assert_eq!(Precondition::from(None), Precondition::Any);
+        assert_eq!(Precondition::from(Some(2)), Precondition::Version(2));
+    }
+
+    #[test]
+    fn spellings_live_in_one_place() {
+        assert_eq!(TaskStatus::InProgress.as_str(), "in_progress");
+        assert_eq!("review".parse::<TaskStatus>().unwrap(), TaskStatus::Review);
+        assert_eq!(
+            "done".parse::<TaskStatus>().unwrap_err().to_string(),
+            "status: must be one of 'pending', 'in_progress', 'review', 'completed', 'blocked'"
+        );
+        assert_eq!(
+            serde_json::to_string(&AuditAction::ReviewRequested).unwrap(),
+            "\"review_requested\""
+        );
+        let err = serde_json::from_str::<Priority>("\"urgent\"").unwrap_err();
+        assert!(
+            err.to_string().starts_with("unknown variant `urgent`"),
+            "{err}"
+        );
+        assert_eq!(<ActorType as StringEnum>::NAMES, ["human", "agent"]);
+    }
+
+    #[test]
+    fn patches_as_json_tell_absent_from_null() {
+        let p: TaskPatch =
+            serde_json::from_str(r#"{"description": null, "parent_id": 4, "title": "t"}"#).unwrap();
+        assert_eq!(p.description, Some(None));
+        assert_eq!(p.parent_id, Some(Some(4)));
+        assert_eq!(p.assigned_to, None);
+        let back: TaskPatch = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
     }
 }

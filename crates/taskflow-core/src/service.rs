@@ -1,16 +1,16 @@
 //! [`TaskFlow`]: the embeddable API that every client (HTTP, CLI, MCP, an embedding program)
 //! goes through.
 
-use crate::error::{Error, Result};
-use crate::lifecycle::{self, Action, Transition};
+use crate::error::{Error, Permission, Result};
+use crate::lifecycle::{self, Action, Creation, Transition};
 use crate::model::{
-    Actor, ActorType, AuditEntry, AuditFilter, Identity, NewTask, Page, Task, TaskFilter,
-    TaskPatch, Timestamp, Worker, now,
+    Actor, ActorType, AuditEntry, AuditFilter, Identity, NewTask, Page, Precondition, Task,
+    TaskFilter, TaskPatch, Timestamp, Worker, now,
 };
-use crate::store::DynStore;
+use crate::store::{Conflict, DynStore, Invariant, TaskWrite, Written};
 use crate::validate;
 
-/// How many times a write without an expected version re-reads and re-applies itself after
+/// How many times a write without a version precondition re-reads and re-applies itself after
 /// losing a compare-and-set race before giving up with a version mismatch.
 const MAX_ATTEMPTS: usize = 64;
 
@@ -20,12 +20,15 @@ const MAX_PARENT_DEPTH: usize = 10_000;
 /// The task service: reads a task, asks [`crate::lifecycle`] whether a change is legal, and
 /// hands the result to the [`crate::Store`] as one compare-and-set with its audit row.
 ///
-/// Every method takes the caller's [`Identity`]. Whether the caller is an agent comes from the
-/// worker registry, never from the caller.
+/// Its methods are the operations of taskflow, and [`crate::Command`] lists the same
+/// operations as data for front-ends that dispatch by name (MCP tools, CLI commands) through
+/// [`TaskFlow::execute`]. Every method takes the caller's [`Identity`]. Whether the caller is an
+/// agent comes from the worker registry, never from the caller.
 ///
-/// Writes take an optional `expected_version` (HTTP `If-Match`). With it, a task at any other
-/// version is refused with [`Error::VersionMismatch`]. Without it, a write that loses a race
-/// re-reads the task and re-applies itself, so the loser of a race to start a task is told
+/// Writes take a [`Precondition`] (HTTP `If-Match`; `None` converts to
+/// [`Precondition::Any`]). A task at any other version is refused with
+/// [`Error::VersionMismatch`]. With [`Precondition::Any`], a write that loses a race re-reads
+/// the task and re-applies itself, so the loser of a race to start a task is told
 /// `Cannot start task with status 'in_progress'`.
 #[derive(Clone)]
 pub struct TaskFlow {
@@ -64,11 +67,12 @@ impl TaskFlow {
     /// Creates a task and its `created` audit row.
     pub async fn create_task(&self, who: &Identity, new: NewTask) -> Result<Task> {
         let actor = self.actor(who).await?;
-        let Transition { task, audit } = lifecycle::create(new, &actor, now())?;
-        if let Some(parent) = task.parent_id {
-            self.require_parent(parent).await?;
+        let Creation { task, audit } = lifecycle::create(new, &actor, now())?;
+        match self.store.insert_task(&task, &audit).await? {
+            Written::Done(task) => Ok(task),
+            Written::Stale => Err(Error::backend("the store answered Stale to an insert")),
+            Written::Refused(conflict) => Err(refusal(conflict)),
         }
-        self.store.insert_task(&task, &audit).await
     }
 
     /// Reads one task.
@@ -76,33 +80,29 @@ impl TaskFlow {
         self.store
             .get_task(id)
             .await?
-            .ok_or_else(Error::task_not_found)
+            .ok_or_else(|| Error::task_not_found(id))
     }
 
     /// Lists tasks, ordered by id, with the total number of matches.
     pub async fn list_tasks(&self, _who: &Identity, filter: &TaskFilter) -> Result<Page<Task>> {
-        validate::limit(filter.limit)?;
-        validate::offset(filter.offset)?;
         validate::optional_text("assigned_to", filter.assigned_to.as_deref())?;
         validate::optional_text("project", filter.project.as_deref())?;
-        let mut filter = filter.clone();
-        filter.parent_id = validate::parent_id(filter.parent_id);
-        self.store.list_tasks(&filter).await
+        self.store.list_tasks(filter).await
     }
 
     /// Applies a partial update. A patch that changes nothing returns the task as it is, with no
-    /// version bump and no audit row (but a stale `expected_version` is still refused).
+    /// version bump and no audit row (but a precondition that does not hold is still refused).
     pub async fn update_task(
         &self,
         who: &Identity,
         id: i64,
         patch: &TaskPatch,
-        expected_version: Option<i64>,
+        precondition: impl Into<Precondition>,
     ) -> Result<Task> {
         let patch = lifecycle::validate_patch(patch)?;
         let actor = self.actor(who).await?;
         let new_parent = patch.parent_id.flatten();
-        self.write(id, expected_version, new_parent, |task, at| {
+        self.write(id, &precondition.into(), new_parent, |task, at| {
             lifecycle::apply_patch(task, &patch, &actor, at)
         })
         .await
@@ -114,19 +114,24 @@ impl TaskFlow {
         who: &Identity,
         id: i64,
         action: Action,
-        expected_version: Option<i64>,
+        precondition: impl Into<Precondition>,
     ) -> Result<Task> {
         action.validate()?;
         let actor = self.actor(who).await?;
-        self.write(id, expected_version, None, |task, at| {
+        self.write(id, &precondition.into(), None, |task, at| {
             lifecycle::apply(task, &action, &actor, at).map(Some)
         })
         .await
     }
 
     /// Claims a pending task for the caller and moves it to `in_progress`.
-    pub async fn start(&self, who: &Identity, id: i64, expected: Option<i64>) -> Result<Task> {
-        self.act(who, id, Action::Start, expected).await
+    pub async fn start(
+        &self,
+        who: &Identity,
+        id: i64,
+        precondition: impl Into<Precondition>,
+    ) -> Result<Task> {
+        self.act(who, id, Action::Start, precondition).await
     }
 
     /// Reports progress (0..=100) on a task in progress, with an optional note.
@@ -136,9 +141,9 @@ impl TaskFlow {
         id: i64,
         percent: i32,
         note: Option<String>,
-        expected: Option<i64>,
+        precondition: impl Into<Precondition>,
     ) -> Result<Task> {
-        self.act(who, id, Action::Progress { percent, note }, expected)
+        self.act(who, id, Action::Progress { percent, note }, precondition)
             .await
     }
 
@@ -147,9 +152,10 @@ impl TaskFlow {
         &self,
         who: &Identity,
         id: i64,
-        expected: Option<i64>,
+        precondition: impl Into<Precondition>,
     ) -> Result<Task> {
-        self.act(who, id, Action::SubmitForReview, expected).await
+        self.act(who, id, Action::SubmitForReview, precondition)
+            .await
     }
 
     /// Sends a task in review back to `in_progress`.
@@ -157,14 +163,20 @@ impl TaskFlow {
         &self,
         who: &Identity,
         id: i64,
-        expected: Option<i64>,
+        precondition: impl Into<Precondition>,
     ) -> Result<Task> {
-        self.act(who, id, Action::RequestChanges, expected).await
+        self.act(who, id, Action::RequestChanges, precondition)
+            .await
     }
 
     /// Completes a task in progress or in review.
-    pub async fn complete(&self, who: &Identity, id: i64, expected: Option<i64>) -> Result<Task> {
-        self.act(who, id, Action::Complete, expected).await
+    pub async fn complete(
+        &self,
+        who: &Identity,
+        id: i64,
+        precondition: impl Into<Precondition>,
+    ) -> Result<Task> {
+        self.act(who, id, Action::Complete, precondition).await
     }
 
     /// Blocks a task, with an optional reason.
@@ -173,14 +185,20 @@ impl TaskFlow {
         who: &Identity,
         id: i64,
         reason: Option<String>,
-        expected: Option<i64>,
+        precondition: impl Into<Precondition>,
     ) -> Result<Task> {
-        self.act(who, id, Action::Block { reason }, expected).await
+        self.act(who, id, Action::Block { reason }, precondition)
+            .await
     }
 
     /// Lifts a block: back to `in_progress` if the task is assigned, else to `pending`.
-    pub async fn unblock(&self, who: &Identity, id: i64, expected: Option<i64>) -> Result<Task> {
-        self.act(who, id, Action::Unblock, expected).await
+    pub async fn unblock(
+        &self,
+        who: &Identity,
+        id: i64,
+        precondition: impl Into<Precondition>,
+    ) -> Result<Task> {
+        self.act(who, id, Action::Unblock, precondition).await
     }
 
     /// Deletes a task (admin only). Refused while it has subtasks; its audit rows stay.
@@ -188,25 +206,28 @@ impl TaskFlow {
         &self,
         who: &Identity,
         id: i64,
-        expected_version: Option<i64>,
+        precondition: impl Into<Precondition>,
     ) -> Result<()> {
+        let precondition = precondition.into();
         let actor = self.actor(who).await?;
         for _ in 0..MAX_ATTEMPTS {
             let task = self.get_task(who, id).await?;
             let audit = lifecycle::delete(&task, &actor, now())?;
-            check_expected(&task, expected_version)?;
-            if self.store.delete_task(id, task.version, &audit).await? {
-                return Ok(());
+            precondition.check(&task)?;
+            match self.store.delete_task(id, task.version, &audit).await? {
+                Written::Done(()) => return Ok(()),
+                Written::Stale => continue,
+                Written::Refused(conflict) => return Err(refusal(conflict)),
             }
         }
         Err(self.gave_up(id).await)
     }
 
-    /// Every audit row of a task, oldest first. A task that never existed has none.
+    /// Every audit row of a task, oldest first. A task that never existed has none; an id of 0
+    /// or below names no task that could ever have existed, and is `Task not found`.
     pub async fn task_audit(&self, _who: &Identity, task_id: i64) -> Result<Vec<AuditEntry>> {
-        // Ids start at 1: an id of 0 or below names no task that could ever have existed.
         if task_id <= 0 {
-            return Err(Error::task_not_found());
+            return Err(Error::task_not_found(task_id));
         }
         self.store.task_audit(task_id).await
     }
@@ -217,8 +238,6 @@ impl TaskFlow {
         _who: &Identity,
         filter: &AuditFilter,
     ) -> Result<Page<AuditEntry>> {
-        validate::limit(filter.limit)?;
-        validate::offset(filter.offset)?;
         validate::optional_text("actor_id", filter.actor_id.as_deref())?;
         validate::optional_text("action", filter.action.as_deref())?;
         validate::optional_text("project", filter.project.as_deref())?;
@@ -236,7 +255,7 @@ impl TaskFlow {
     ) -> Result<Worker> {
         validate::actor_id("id", id)?;
         validate::optional_text("name", name.as_deref())?;
-        lifecycle::require_admin(&self.actor(who).await?)?;
+        lifecycle::require_admin(&self.actor(who).await?, Permission::RegisterWorker)?;
         let worker = Worker {
             id: id.to_owned(),
             worker_type,
@@ -252,7 +271,7 @@ impl TaskFlow {
         self.store
             .get_worker(id)
             .await?
-            .ok_or_else(Error::worker_not_found)
+            .ok_or_else(|| Error::worker_not_found(id))
     }
 
     /// Every worker, ordered by id.
@@ -266,11 +285,12 @@ impl TaskFlow {
     }
 
     /// The read, decide, compare-and-set loop behind every update. When `new_parent` differs from
-    /// the task's parent, it is checked for existence and cycles before deciding.
+    /// the task's parent, it is checked for existence and cycles before deciding (so that the
+    /// 422 comes before the lifecycle's answer), and again by the store inside the write.
     async fn write(
         &self,
         id: i64,
-        expected: Option<i64>,
+        precondition: &Precondition,
         new_parent: Option<i64>,
         decide: impl Fn(&Task, Timestamp) -> Result<Option<Transition>>,
     ) -> Result<Task> {
@@ -279,17 +299,29 @@ impl TaskFlow {
                 .store
                 .get_task(id)
                 .await?
-                .ok_or_else(Error::task_not_found)?;
-            if let Some(parent) = new_parent.filter(|&p| task.parent_id != Some(p)) {
+                .ok_or_else(|| Error::task_not_found(id))?;
+            let reparent = new_parent.filter(|&p| task.parent_id != Some(p));
+            if let Some(parent) = reparent {
                 self.require_acyclic_parent(task.id, parent).await?;
             }
             let decision = decide(&task, now())?;
-            check_expected(&task, expected)?;
+            precondition.check(&task)?;
             let Some(Transition { task: next, audit }) = decision else {
                 return Ok(task);
             };
-            if self.store.update_task(&next, &audit).await? {
-                return Ok(next);
+            let write = TaskWrite {
+                expected_version: task.version,
+                invariants: reparent
+                    .map(|parent| Invariant::AcyclicParent { task: id, parent })
+                    .into_iter()
+                    .collect(),
+                task: next,
+                audit,
+            };
+            match self.store.update_task(&write).await? {
+                Written::Done(()) => return Ok(write.task),
+                Written::Stale => continue,
+                Written::Refused(conflict) => return Err(refusal(conflict)),
             }
         }
         Err(self.gave_up(id).await)
@@ -301,31 +333,31 @@ impl TaskFlow {
             Ok(Some(task)) => Error::VersionMismatch {
                 current: task.version,
             },
-            Ok(None) => Error::task_not_found(),
+            Ok(None) => Error::task_not_found(id),
             Err(err) => err,
         }
     }
 
-    async fn require_parent(&self, parent: i64) -> Result<Task> {
-        self.store
+    /// Checks, before deciding, that `parent` exists and that making it the parent of `id`
+    /// forms no cycle. The store checks the same inside the write
+    /// ([`Invariant::AcyclicParent`]), which is what makes it hold under concurrency; this read
+    /// only puts the 422 ahead of the lifecycle's answers.
+    async fn require_acyclic_parent(&self, id: i64, parent: i64) -> Result<()> {
+        if parent == id {
+            return Err(refusal(Conflict::ParentCycle { parent }));
+        }
+        let mut next = self
+            .store
             .get_task(parent)
             .await?
-            .ok_or_else(|| Error::validation("parent_id", format!("task {parent} not found")))
-    }
-
-    /// Checks that `parent` exists and that making it the parent of `id` forms no cycle.
-    async fn require_acyclic_parent(&self, id: i64, parent: i64) -> Result<()> {
-        let cycle = || Error::validation("parent_id", "would create a cycle");
-        if parent == id {
-            return Err(cycle());
-        }
-        let mut next = self.require_parent(parent).await?.parent_id;
+            .ok_or(refusal(Conflict::ParentMissing { parent }))?
+            .parent_id;
         for _ in 0..MAX_PARENT_DEPTH {
             let Some(ancestor) = next else {
                 return Ok(());
             };
             if ancestor == id {
-                return Err(cycle());
+                return Err(refusal(Conflict::ParentCycle { parent }));
             }
             next = self
                 .store
@@ -333,15 +365,17 @@ impl TaskFlow {
                 .await?
                 .and_then(|t| t.parent_id);
         }
-        Err(cycle())
+        Err(refusal(Conflict::ParentCycle { parent }))
     }
 }
 
-fn check_expected(task: &Task, expected: Option<i64>) -> Result<()> {
-    match expected {
-        Some(version) if version != task.version => Err(Error::VersionMismatch {
-            current: task.version,
-        }),
-        _ => Ok(()),
+/// The caller's error for a write the store refused.
+fn refusal(conflict: Conflict) -> Error {
+    match conflict {
+        Conflict::ParentMissing { parent } => {
+            Error::validation("parent_id", format!("task {parent} not found"))
+        }
+        Conflict::ParentCycle { .. } => Error::validation("parent_id", "would create a cycle"),
+        Conflict::HasSubtasks => Error::HasSubtasks,
     }
 }

@@ -1,7 +1,6 @@
 //! Input rules that need no database. Every error names its field.
 
 use crate::error::{Error, Result};
-use crate::model::MAX_LIMIT;
 
 /// The longest title, in characters, after trimming.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -46,32 +45,6 @@ pub fn percent(field: &str, value: i32) -> Result<i32> {
     }
 }
 
-/// Checks a page size: 1..=100.
-pub fn limit(value: u32) -> Result<u32> {
-    if (1..=MAX_LIMIT).contains(&value) {
-        Ok(value)
-    } else {
-        Err(Error::validation(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ))
-    }
-}
-
-/// Offsets are stored as signed 64-bit integers by every backend.
-pub fn offset(value: u64) -> Result<u64> {
-    if i64::try_from(value).is_ok() {
-        Ok(value)
-    } else {
-        Err(Error::validation("offset", "is too large"))
-    }
-}
-
-/// `parent_id` 0 means "no parent": Swagger UI sends 0 for an empty integer field.
-pub fn parent_id(value: Option<i64>) -> Option<i64> {
-    value.filter(|&id| id != 0)
-}
-
 /// Checks that an actor or worker id is usable.
 pub fn actor_id(field: &str, value: &str) -> Result<()> {
     if text(field, value)?.trim().is_empty() {
@@ -109,18 +82,10 @@ mod tests {
     }
 
     #[test]
-    fn limits_and_percents() {
-        assert!(limit(0).is_err());
-        assert_eq!(limit(100).unwrap(), 100);
-        assert_eq!(
-            limit(101).unwrap_err().to_string(),
-            "limit: must be between 1 and 100"
-        );
+    fn percents() {
         assert!(percent("percent", -1).is_err());
         assert!(percent("percent", 101).is_err());
         assert_eq!(percent("percent", 0).unwrap(), 0);
-        assert!(offset(u64::MAX).is_err());
-        assert_eq!(parent_id(Some(0)), None);
-        assert_eq!(parent_id(Some(3)), Some(3));
+        assert_eq!(percent("percent", 100).unwrap(), 100);
     }
 }
