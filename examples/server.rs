@@ -10,15 +10,19 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let served = match taskflow_poem::Config::from_env() {
-        Ok(config) => taskflow_poem::serve(config).await,
-        Err(bad) => Err(bad.into()),
-    };
-    match served {
+    match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("taskflow: {err}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let config = taskflow_poem::Config::from_env()?;
+    let store = taskflow::open(&config.database_url)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    Ok(taskflow_poem::serve(config, store).await?)
 }

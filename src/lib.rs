@@ -5,24 +5,27 @@
 //! over MCP.
 //!
 //! This crate is a thin facade: it re-exports [`taskflow_core`] (the domain, the lifecycle and
-//! the [`TaskFlow`] service) and the stores, each behind a feature.
+//! the [`TaskFlow`] service) and the stores, each behind a feature, and adds one thing every
+//! front-end needs: [`open`], a store from a database URL.
 //!
 //! # Features
 //!
 //! - `sqlite` (default): [`SqliteStore`], an embedded store on bundled SQLite. Works offline on a
 //!   file or in memory.
 //! - `postgres`: `PgStore`, a store on PostgreSQL through sqlx, for several server processes
-//!   sharing one database. Connect with `PgStore::connect("postgres://…")`.
+//!   sharing one database. Connect with `PgStore::connect("postgres://…")` or [`open`].
+//! - `memory`: `MemoryStore` (from `taskflow-core`), a store in process memory for tests.
 //! - `auth`: [`auth`], bearer-token verification: JWKS (Better Auth out of the box), static
 //!   keys, and a dev signer that can mint tokens.
 //! - `server` (implies `auth`): [`server`], the REST API on poem-openapi with Swagger UI, and
-//!   `serve`, the ready-made server (`cargo run --release --example server`).
+//!   `serve`, the ready-made server (`cargo run --release --example server`), which runs on
+//!   whatever store [`open`] gives it.
 //!
 //! # Embedding
 //!
 //! ```
 //! use std::sync::Arc;
-//! use taskflow::{ActorType, Identity, NewTask, SqliteStore, TaskFlow, TaskStatus};
+//! use taskflow::{ActorType, AuditAction, Identity, NewTask, SqliteStore, TaskFlow, TaskStatus};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> taskflow::Result<()> {
@@ -43,18 +46,23 @@
 //! assert_eq!(err.to_string(), "Cannot start task with status 'in_progress'");
 //!
 //! let trail = flow.task_audit(&lead, task.id).await?;
-//! assert_eq!(trail[1].action, "started");
+//! assert_eq!(trail[1].action, AuditAction::Started);
 //! assert_eq!(trail[1].actor_type, ActorType::Agent);
 //! # Ok(())
 //! # }
 //! ```
 
-pub use taskflow_core::lifecycle::Action;
+mod open;
+
+pub use open::open;
+pub use taskflow_core::lifecycle::{Action, Move};
 pub use taskflow_core::model::{
-    Actor, ActorType, AuditEntry, AuditFilter, Identity, NewTask, Page, Priority, Task, TaskFilter,
-    TaskPatch, TaskStatus, Worker,
+    Actor, ActorType, AuditAction, AuditEntry, AuditFilter, Identity, NewTask, Page, Paging,
+    Precondition, Priority, Task, TaskFilter, TaskPatch, TaskStatus, Worker,
 };
-pub use taskflow_core::{DynStore, Error, Result, Store, TaskFlow};
+pub use taskflow_core::{
+    Command, DynStore, Entity, Error, Outcome, Permission, Result, Store, TaskFlow,
+};
 
 /// The domain crate, for everything the root does not re-export.
 pub use taskflow_core as core;

@@ -31,7 +31,8 @@ async fn sigterm_stops_the_server_and_closes_the_store() {
     let mut guard =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
 
-    let server = tokio::spawn(taskflow_poem::serve(config));
+    let store = taskflow::open(&config.database_url).await.unwrap();
+    let server = tokio::spawn(taskflow_poem::serve(config, store));
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut up = false;

@@ -39,7 +39,8 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     .unwrap();
     let mut guard =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
-    let server = tokio::spawn(taskflow_poem::serve(config));
+    let store = taskflow::open(&config.database_url).await.unwrap();
+    let server = tokio::spawn(taskflow_poem::serve(config, store));
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut up = false;

@@ -79,6 +79,7 @@
 mod alg;
 mod backend;
 mod claims;
+mod config;
 mod dev;
 mod error;
 mod jwks;
@@ -93,6 +94,7 @@ pub mod test_support;
 use async_trait::async_trait;
 
 pub use alg::{Algorithm, UnknownAlgorithm};
+pub use config::{AuthConfig, DEV_TOKEN_TTL, EnvError, csv};
 pub use claims::{DEFAULT_TOKEN_TTL, TokenClaims, unix_time};
 pub use dev::DevAuth;
 pub use error::{AuthError, ConfigError, MintError};

@@ -6,13 +6,15 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 use taskflow_core::TaskFlow;
 use taskflow_core::lifecycle::Action;
-use taskflow_core::model::{AuditFilter, DEFAULT_LIMIT, MAX_LIMIT, Task, TaskFilter};
+use taskflow_core::model::{
+    AuditFilter, Paging, Precondition, Priority, Task, TaskFilter, TaskStatus,
+};
 
 use crate::auth::BearerAuth;
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::dto::{
-    AuditDto, BlockDto, CreateTaskDto, DbHealthDto, HealthDto, MeDto, PatchTaskDto, PriorityDto,
-    PutWorkerDto, StatusDto, TaskDto, WorkerDto,
+    AuditDto, BlockDto, CreateTaskDto, DbHealthDto, HealthDto, MeDto, PatchTaskDto, PutWorkerDto,
+    TaskDto, Wire, WorkerDto, parent_or_none,
 };
 use crate::error::ApiError;
 
@@ -129,43 +131,26 @@ fn task_ok(task: Task) -> TaskResponse {
     TaskResponse::Ok(Json(task.into()), tag)
 }
 
-/// What an `If-Match` header asks for.
-#[derive(Debug, PartialEq, Eq)]
-enum IfMatch {
-    /// No header, or `*`: any existing task.
-    Any,
-    /// The strong tags listed, as versions. Weak tags never match (strong comparison) and are
-    /// dropped, as is anything unparseable; an empty list matches nothing.
-    Versions(Vec<i64>),
-}
-
-fn parse_if_match(if_match: Option<&str>) -> IfMatch {
+/// The precondition an `If-Match` header states. No header, or `*`, is any existing task.
+/// Otherwise the strong tags listed, as versions: weak tags never match (strong comparison) and
+/// are dropped, as is anything unparseable, and a list left empty matches nothing.
+fn precondition(if_match: Option<&str>) -> Precondition {
     match if_match.map(str::trim) {
-        None | Some("*") => IfMatch::Any,
-        Some(value) => IfMatch::Versions(
-            value
+        None | Some("*") => Precondition::Any,
+        Some(value) => {
+            let mut versions: Vec<i64> = value
                 .split(',')
                 .map(str::trim)
                 .filter(|tag| !tag.starts_with("W/"))
                 .filter_map(|tag| tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
-                .collect(),
-        ),
+                .collect();
+            if versions.len() == 1 {
+                Precondition::Version(versions.remove(0))
+            } else {
+                Precondition::OneOf(versions)
+            }
+        }
     }
-}
-
-fn page_limit(limit: Option<i64>) -> Result<u32> {
-    let limit = limit.unwrap_or(i64::from(DEFAULT_LIMIT));
-    u32::try_from(limit)
-        .ok()
-        .filter(|l| (1..=MAX_LIMIT).contains(l))
-        .ok_or_else(|| {
-            ApiError::unprocessable("limit", format!("must be between 1 and {MAX_LIMIT}"))
-        })
-}
-
-fn page_offset(offset: Option<i64>) -> Result<u64> {
-    u64::try_from(offset.unwrap_or(0))
-        .map_err(|_| ApiError::unprocessable("offset", "must be 0 or more"))
 }
 
 /// The taskflow REST API.
@@ -179,35 +164,6 @@ impl Api {
         Api { flow }
     }
 
-    /// The version a write must find, from `If-Match`: `None` for any. A list matches when any
-    /// of its tags is the current version, so for several tags the current version is read
-    /// first; the write itself still compares and sets, so a task that moves on meanwhile is
-    /// refused. A list that cannot match yields version 0, which no task has (versions start at
-    /// 1), and the service answers 412 with the current version.
-    async fn expected_version(
-        &self,
-        auth: &BearerAuth,
-        id: i64,
-        if_match: Option<String>,
-    ) -> Option<i64> {
-        match parse_if_match(if_match.as_deref()) {
-            IfMatch::Any => None,
-            IfMatch::Versions(versions) if versions.len() <= 1 => {
-                Some(versions.first().copied().unwrap_or(0))
-            }
-            IfMatch::Versions(versions) => {
-                // Errors (a missing task, say) surface from the write itself, in check order.
-                let current = self.flow.get_task(&auth.identity(), id).await.ok();
-                Some(
-                    current
-                        .map(|t| t.version)
-                        .filter(|v| versions.contains(v))
-                        .unwrap_or(0),
-                )
-            }
-        }
-    }
-
     /// Every lifecycle endpoint: one action on one task, guarded by `If-Match`.
     async fn act(
         &self,
@@ -216,10 +172,10 @@ impl Api {
         if_match: Option<String>,
         action: Action,
     ) -> Result<TaskResponse> {
-        let expected = self.expected_version(auth, id, if_match).await;
+        let precondition = precondition(if_match.as_deref());
         let task = self
             .flow
-            .act(&auth.identity(), id, action, expected)
+            .act(&auth.identity(), id, action, precondition)
             .await?;
         Ok(task_ok(task))
     }
@@ -302,13 +258,13 @@ impl Api {
         &self,
         auth: BearerAuth,
         /// Only this status.
-        status: Query<Option<StatusDto>>,
+        status: Query<Option<Wire<TaskStatus>>>,
         /// Only tasks assigned to this actor id.
         assigned_to: Query<Option<String>>,
         /// Only this project slug.
         project: Query<Option<String>>,
         /// Only this priority.
-        priority: Query<Option<PriorityDto>>,
+        priority: Query<Option<Wire<Priority>>>,
         /// Only subtasks of this task (0 = no filter).
         parent_id: Query<Option<i64>>,
         /// Page size, 1..=100 (default 50).
@@ -317,13 +273,12 @@ impl Api {
         offset: Query<Option<i64>>,
     ) -> Result<TaskListResponse> {
         let filter = TaskFilter {
-            status: status.0.map(Into::into),
+            status: status.0.map(|s| s.0),
             assigned_to: assigned_to.0,
             project: project.0,
-            priority: priority.0.map(Into::into),
-            parent_id: parent_id.0,
-            limit: page_limit(limit.0)?,
-            offset: page_offset(offset.0)?,
+            priority: priority.0.map(|p| p.0),
+            parent_id: parent_or_none(parent_id.0),
+            paging: Paging::new(limit.0, offset.0)?,
         };
         let page = self.flow.list_tasks(&auth.identity(), &filter).await?;
         Ok(TaskListResponse::Ok(
@@ -364,10 +319,14 @@ impl Api {
         body: JsonBody<PatchTaskDto>,
     ) -> Result<TaskResponse> {
         let patch = body.0.try_into()?;
-        let expected = self.expected_version(&auth, id.0, if_match.0).await;
         let task = self
             .flow
-            .update_task(&auth.identity(), id.0, &patch, expected)
+            .update_task(
+                &auth.identity(),
+                id.0,
+                &patch,
+                precondition(if_match.0.as_deref()),
+            )
             .await?;
         Ok(task_ok(task))
     }
@@ -389,9 +348,8 @@ impl Api {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<DeleteTaskResponse> {
-        let expected = self.expected_version(&auth, id.0, if_match.0).await;
         self.flow
-            .delete_task(&auth.identity(), id.0, expected)
+            .delete_task(&auth.identity(), id.0, precondition(if_match.0.as_deref()))
             .await?;
         Ok(DeleteTaskResponse::NoContent)
     }
@@ -598,8 +556,7 @@ impl Api {
             actor_id: actor_id.0,
             action: action.0,
             project: project.0,
-            limit: page_limit(limit.0)?,
-            offset: page_offset(offset.0)?,
+            paging: Paging::new(limit.0, offset.0)?,
         };
         let page = self.flow.list_audit(&auth.identity(), &filter).await?;
         Ok(AuditListResponse::Ok(
@@ -669,7 +626,7 @@ impl Api {
             .put_worker(
                 &auth.identity(),
                 &id.0,
-                body.0.worker_type.into(),
+                body.0.worker_type.0,
                 body.0.name,
             )
             .await?;
@@ -682,27 +639,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn if_match_parsing() {
-        use IfMatch::*;
-        assert_eq!(parse_if_match(None), Any);
-        assert_eq!(parse_if_match(Some(" * ")), Any);
-        assert_eq!(parse_if_match(Some("\"3\"")), Versions(vec![3]));
-        assert_eq!(parse_if_match(Some(" W/\"3\", \"4\" ")), Versions(vec![4]));
-        assert_eq!(parse_if_match(Some("\"1\", \"3\"")), Versions(vec![1, 3]));
-        assert_eq!(parse_if_match(Some("W/\"3\"")), Versions(vec![]));
-        assert_eq!(parse_if_match(Some("3")), Versions(vec![]));
-    }
-
-    #[test]
-    fn paging_bounds() {
-        assert_eq!(page_limit(None).unwrap(), 50);
-        assert!(page_limit(Some(0)).is_err());
-        assert!(page_limit(Some(101)).is_err());
-        assert!(page_limit(Some(-1)).is_err());
-        assert_eq!(page_offset(Some(5)).unwrap(), 5);
-        assert_eq!(
-            page_offset(Some(-1)).unwrap_err().message(),
-            "offset: must be 0 or more"
-        );
+    fn if_match_is_a_precondition() {
+        use Precondition::*;
+        assert_eq!(precondition(None), Any);
+        assert_eq!(precondition(Some(" * ")), Any);
+        assert_eq!(precondition(Some("\"3\"")), Version(3));
+        assert_eq!(precondition(Some(" W/\"3\", \"4\" ")), Version(4));
+        assert_eq!(precondition(Some("\"1\", \"3\"")), OneOf(vec![1, 3]));
+        assert_eq!(precondition(Some("W/\"3\"")), OneOf(vec![]));
+        assert_eq!(precondition(Some("3")), OneOf(vec![]));
     }
 }

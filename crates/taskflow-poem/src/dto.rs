@@ -2,86 +2,21 @@
 //! crate never sees poem.
 
 use chrono::{DateTime, Utc};
+use poem_openapi::Object;
 use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{Enum, Object};
 use serde::Deserialize;
 use taskflow_core::model::{
     Actor, ActorType, AuditEntry, NewTask, Priority, Task, TaskPatch, TaskStatus, Worker,
 };
 
 use crate::error::ApiError;
+pub use crate::wire::Wire;
 
-/// Declares a wire enum that mirrors a domain enum, with conversions both ways.
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $wire:ident <=> $domain:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Deserialize)]
-        $(#[$meta])*
-        #[oai(rename_all = "snake_case")]
-        #[serde(rename_all = "snake_case")]
-        pub enum $wire {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl From<$wire> for $domain {
-            fn from(v: $wire) -> Self {
-                match v {
-                    $($wire::$variant => $domain::$variant),+
-                }
-            }
-        }
-
-        impl From<$domain> for $wire {
-            fn from(v: $domain) -> Self {
-                match v {
-                    $($domain::$variant => $wire::$variant),+
-                }
-            }
-        }
-    };
+/// `parent_id` 0 means "no parent": Swagger UI sends 0 for an empty integer field. This quirk
+/// of the seed's API lives here, in the HTTP crate only.
+pub fn parent_or_none(parent_id: Option<i64>) -> Option<i64> {
+    parent_id.filter(|&id| id != 0)
 }
-
-wire_enum!(
-    /// Where a task is in its lifecycle.
-    #[oai(rename = "TaskStatus")]
-    StatusDto <=> TaskStatus {
-        /// Not started.
-        Pending,
-        /// Claimed and being worked on.
-        InProgress,
-        /// Waiting for review.
-        Review,
-        /// Done (terminal).
-        Completed,
-        /// Waiting on something else.
-        Blocked,
-    }
-);
-
-wire_enum!(
-    /// How urgent a task is.
-    #[oai(rename = "Priority")]
-    PriorityDto <=> Priority {
-        /// Whenever.
-        Low,
-        /// The default.
-        Medium,
-        /// Soon.
-        High,
-        /// Now.
-        Critical,
-    }
-);
-
-wire_enum!(
-    /// A human or an AI agent.
-    #[oai(rename = "ActorType")]
-    ActorTypeDto <=> ActorType {
-        /// A person (anyone without a worker row).
-        Human,
-        /// An AI agent.
-        Agent,
-    }
-);
 
 /// A task.
 #[derive(Debug, Clone, Object)]
@@ -98,9 +33,9 @@ pub struct TaskDto {
     // plain `$ref` (a description beside it would make poem-openapi wrap it in `allOf`, which
     // client generators refuse).
     #[allow(missing_docs)]
-    pub status: StatusDto,
+    pub status: Wire<TaskStatus>,
     #[allow(missing_docs)]
-    pub priority: PriorityDto,
+    pub priority: Wire<Priority>,
     /// 0..=100.
     pub progress_percent: i32,
     /// Who owns the work.
@@ -152,11 +87,11 @@ pub struct CreateTaskDto {
     // `pending` (default) or `blocked`.
     #[allow(missing_docs)]
     #[serde(default)]
-    pub status: Option<StatusDto>,
+    pub status: Option<Wire<TaskStatus>>,
     // Default `medium`.
     #[allow(missing_docs)]
     #[serde(default)]
-    pub priority: Option<PriorityDto>,
+    pub priority: Option<Wire<Priority>>,
     /// 0..=100, default 0.
     #[serde(default)]
     #[oai(nullable)]
@@ -180,12 +115,12 @@ impl From<CreateTaskDto> for NewTask {
         NewTask {
             title: d.title,
             description: d.description,
-            status: d.status.map(Into::into),
-            priority: d.priority.map(Into::into),
+            status: d.status.map(|s| s.0),
+            priority: d.priority.map(|p| p.0),
             progress_percent: d.progress_percent,
             assigned_to: d.assigned_to,
             project_slug: d.project_slug,
-            parent_id: d.parent_id,
+            parent_id: parent_or_none(d.parent_id),
         }
     }
 }
@@ -206,10 +141,10 @@ pub struct PatchTaskDto {
     // A lifecycle move; it must be a row of the lifecycle table.
     #[allow(missing_docs)]
     #[serde(default)]
-    pub status: MaybeUndefined<StatusDto>,
+    pub status: MaybeUndefined<Wire<TaskStatus>>,
     #[allow(missing_docs)]
     #[serde(default)]
-    pub priority: MaybeUndefined<PriorityDto>,
+    pub priority: MaybeUndefined<Wire<Priority>>,
     /// New progress, 0..=100.
     #[serde(default)]
     pub progress_percent: MaybeUndefined<i32>,
@@ -252,12 +187,12 @@ impl TryFrom<PatchTaskDto> for TaskPatch {
         Ok(TaskPatch {
             title: required("title", d.title)?,
             description: clearable(d.description),
-            status: required("status", d.status)?.map(Into::into),
-            priority: required("priority", d.priority)?.map(Into::into),
+            status: required("status", d.status)?.map(|s| s.0),
+            priority: required("priority", d.priority)?.map(|p| p.0),
             progress_percent: required("progress_percent", d.progress_percent)?,
             assigned_to: clearable(d.assigned_to),
             project_slug: clearable(d.project_slug),
-            parent_id: clearable(d.parent_id),
+            parent_id: clearable(d.parent_id).map(parent_or_none),
         })
     }
 }
@@ -287,7 +222,7 @@ pub struct AuditDto {
     pub actor_id: String,
     // Whether they were a human or an agent at the time.
     #[allow(missing_docs)]
-    pub actor_type: ActorTypeDto,
+    pub actor_type: Wire<ActorType>,
     /// What happened: `created`, `started`, `progressed`, `review_requested`,
     /// `changes_requested`, `completed`, `blocked`, `unblocked`, `updated`, `deleted`.
     pub action: String,
@@ -306,7 +241,7 @@ impl From<AuditEntry> for AuditDto {
             project_slug: a.project_slug,
             actor_id: a.actor_id,
             actor_type: a.actor_type.into(),
-            action: a.action,
+            action: a.action.as_str().to_owned(),
             context: a.context,
             timestamp: a.timestamp,
         }
@@ -321,7 +256,7 @@ pub struct WorkerDto {
     pub id: String,
     #[allow(missing_docs)]
     #[oai(rename = "type")]
-    pub worker_type: ActorTypeDto,
+    pub worker_type: Wire<ActorType>,
     /// Display name.
     #[oai(nullable)]
     pub name: Option<String>,
@@ -347,7 +282,7 @@ pub struct PutWorkerDto {
     #[allow(missing_docs)]
     #[oai(rename = "type")]
     #[serde(rename = "type")]
-    pub worker_type: ActorTypeDto,
+    pub worker_type: Wire<ActorType>,
     /// Display name.
     #[serde(default)]
     #[oai(nullable)]
@@ -367,7 +302,7 @@ pub struct MeDto {
     pub role: String,
     // From the worker registry.
     #[allow(missing_docs)]
-    pub actor_type: ActorTypeDto,
+    pub actor_type: Wire<ActorType>,
 }
 
 impl MeDto {

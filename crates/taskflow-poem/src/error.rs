@@ -154,10 +154,10 @@ impl From<taskflow_core::Error> for ApiError {
     fn from(err: taskflow_core::Error) -> Self {
         use taskflow_core::Error as E;
         let status = match &err {
-            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::NotFound { .. } => StatusCode::NOT_FOUND,
             E::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            E::InvalidTransition(_) => StatusCode::BAD_REQUEST,
-            E::Forbidden(_) => StatusCode::FORBIDDEN,
+            E::InvalidTransition { .. } | E::InvalidStatusChange { .. } => StatusCode::BAD_REQUEST,
+            E::Forbidden { .. } => StatusCode::FORBIDDEN,
             E::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             E::HasSubtasks => StatusCode::CONFLICT,
             E::Unavailable(_) => {

@@ -2,8 +2,9 @@
 //! error mapping, bearer auth with Swagger UI's Authorize button, CORS, health checks,
 //! configuration from the environment, and a [`serve`] entry point.
 //!
-//! The API takes a [`taskflow_core::Store`] (`Arc<dyn Store>`): it never touches SQL itself.
-//! `DATABASE_URL` picks the store at run time through [`open_store`].
+//! The API takes a [`taskflow_core::Store`] (`Arc<dyn Store>`): it never touches SQL itself and
+//! does not open stores. `DATABASE_URL` names the store; the caller opens it (`taskflow::open`
+//! in the facade crate) and hands it to [`serve`].
 //!
 //! - [`api`]: thin handlers, one `ApiResponse` enum per endpoint.
 //! - [`dto`]: `Object` wire types with `From`/`TryFrom` conversions to the domain.
@@ -11,11 +12,6 @@
 //!   `{"error": "…", "status_code": n}`.
 //! - [`body`]: JSON bodies whose errors name the field, and the 64 KiB limit.
 //! - [`config`]: configuration from the environment, [`Config::from_env`].
-//!
-//! # Features
-//!
-//! - `sqlite` (default): open `sqlite:` URLs.
-//! - `postgres`: open `postgres://` URLs.
 //!
 //! # Example
 //!
@@ -29,7 +25,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = taskflow_poem::open_store("sqlite::memory:").await?;
+//! let store = std::sync::Arc::new(taskflow_core::MemoryStore::new());
 //! let dev = DevAuth::ed25519_ephemeral()?;
 //! let token = dev.mint(&TokenClaims::new("ada"))?;
 //! let app = taskflow_poem::app(TaskFlow::new(store), Arc::new(dev), &[]);
@@ -54,9 +50,8 @@ pub mod config;
 pub mod dto;
 pub mod error;
 mod server;
+mod wire;
 
-pub use config::{AuthConfig, Config, ConfigError};
+pub use config::{AuthConfig, Config, DEFAULT_DATABASE_URL, EnvError, ServerConfig};
 pub use error::{ApiError, ErrorBody};
-pub use server::{
-    ServeError, VERSION, app, init_logging, open_store, openapi_json, serve, verifier,
-};
+pub use server::{ServeError, VERSION, app, init_logging, openapi_json, serve};

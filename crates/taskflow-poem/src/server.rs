@@ -9,12 +9,12 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::Cors;
 use poem::{Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::OpenApiService;
-use taskflow_auth::{DevAuth, JwksVerifier, TokenClaims, Verifier};
+use taskflow_auth::Verifier;
 use taskflow_core::{DynStore, TaskFlow};
 
 use crate::api::Api;
 use crate::body::BodyLimit;
-use crate::config::{AuthConfig, Config, ConfigError};
+use crate::config::{AuthConfig, Config, EnvError, ServerConfig};
 use crate::error::to_response;
 
 /// The version reported by `/health` and the OpenAPI document.
@@ -23,22 +23,19 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// How long in-flight requests may run on after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// How long the printed dev token stays valid.
-const DEV_TOKEN_TTL: Duration = Duration::from_secs(12 * 60 * 60);
-
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
     /// Bad configuration (names the variable).
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] EnvError),
     /// The store failed to open or close.
     #[error("database: {0}")]
     Store(#[from] taskflow_core::Error),
     /// The token verifier could not be built.
     #[error("auth: {0}")]
-    Auth(String),
+    Auth(#[from] taskflow_auth::ConfigError),
     /// Binding or serving failed.
     #[error("cannot listen on {addr}: {source}")]
     Io {
@@ -114,104 +111,9 @@ async fn log_request<E: Endpoint>(ep: Arc<E>, req: poem::Request) -> poem::Resul
     Ok(resp)
 }
 
-/// Opens the store `DATABASE_URL` names: `sqlite:` URLs with the `sqlite` feature, `postgres://`
-/// and `postgresql://` with the `postgres` feature. A missing feature is a clear error.
-pub async fn open_store(url: &str) -> Result<DynStore, ServeError> {
-    let scheme = url.split(':').next().unwrap_or_default();
-    match scheme {
-        "sqlite" => open_sqlite(url).await,
-        "postgres" | "postgresql" => open_postgres(url).await,
-        _ => Err(ConfigError::new(
-            "DATABASE_URL",
-            format!("unsupported URL '{scheme}:…': use sqlite://file.db, sqlite::memory: or postgres://…"),
-        )
-        .into()),
-    }
-}
-
-#[cfg(feature = "sqlite")]
-async fn open_sqlite(url: &str) -> Result<DynStore, ServeError> {
-    Ok(Arc::new(
-        taskflow_store_sqlite::SqliteStore::connect(url).await?,
-    ))
-}
-
-#[cfg(not(feature = "sqlite"))]
-async fn open_sqlite(_url: &str) -> Result<DynStore, ServeError> {
-    Err(ConfigError::new(
-        "DATABASE_URL",
-        "sqlite URLs need taskflow-poem's `sqlite` feature, which this build lacks",
-    )
-    .into())
-}
-
-#[cfg(feature = "postgres")]
-async fn open_postgres(url: &str) -> Result<DynStore, ServeError> {
-    Ok(Arc::new(taskflow_store_pg::PgStore::connect(url).await?))
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn open_postgres(_url: &str) -> Result<DynStore, ServeError> {
-    Err(ConfigError::new(
-        "DATABASE_URL",
-        "postgres URLs need taskflow-poem's `postgres` feature, which this build lacks",
-    )
-    .into())
-}
-
-/// The verifier the configuration asks for. In dev mode it also returns an admin token.
-pub async fn verifier(
-    auth: &AuthConfig,
-) -> Result<(Arc<dyn Verifier>, Option<String>), ServeError> {
-    match auth {
-        AuthConfig::Dev => {
-            let dev = DevAuth::ed25519_ephemeral().map_err(|e| ServeError::Auth(e.to_string()))?;
-            let claims = TokenClaims::new("dev-admin")
-                .email("admin@localhost")
-                .role("admin")
-                .expires_in(DEV_TOKEN_TTL);
-            let token = dev
-                .mint(&claims)
-                .map_err(|e| ServeError::Auth(e.to_string()))?;
-            Ok((Arc::new(dev), Some(token)))
-        }
-        AuthConfig::Jwks {
-            jwks_url,
-            issuers,
-            audiences,
-        } => {
-            let mut builder = JwksVerifier::builder(jwks_url.clone());
-            // SPEC: JWT_ISSUER and JWT_AUDIENCE are enforced when set. Unset, they are waived
-            // explicitly and loudly: any key holder's tokens for any audience would pass.
-            if issuers.is_empty() {
-                tracing::warn!("JWT_ISSUER is not set: token issuers are not checked");
-                builder = builder.any_issuer();
-            }
-            if audiences.is_empty() {
-                tracing::warn!("JWT_AUDIENCE is not set: token audiences are not checked");
-                builder = builder.any_audience();
-            }
-            for iss in issuers {
-                builder = builder.issuer(iss.clone());
-            }
-            for aud in audiences {
-                builder = builder.audience(aud.clone());
-            }
-            let verifier = builder
-                .build()
-                .map_err(|e| ServeError::Auth(e.to_string()))?;
-            // Warm the cache, but start anyway: stale-if-error and refetch cover a late JWKS.
-            if let Err(e) = verifier.prefetch().await {
-                tracing::warn!(jwks_url, error = %e, "JWKS not reachable yet; will retry on demand");
-            }
-            Ok((Arc::new(verifier), None))
-        }
-    }
-}
-
 /// Installs a `tracing` subscriber at `LOG_LEVEL`, writing to stderr, unless one is installed
 /// already.
-pub fn init_logging(config: &Config) {
+pub fn init_logging(config: &ServerConfig) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stderr, so stdout carries only the banner (and the dev token).
@@ -224,13 +126,13 @@ pub fn init_logging(config: &Config) {
         .try_init();
 }
 
-/// Runs the server until SIGINT or SIGTERM: opens the store, builds the verifier, binds, serves,
-/// then lets in-flight requests finish and closes the store.
-pub async fn serve(config: Config) -> Result<(), ServeError> {
-    init_logging(&config);
-    let store = open_store(&config.database_url).await?;
-    let (verifier, dev_token) = verifier(&config.auth).await?;
-    let addr = SocketAddr::new(config.host, config.port);
+/// Runs the server on `store` until SIGINT or SIGTERM: builds the verifier, binds, serves, then
+/// lets in-flight requests finish and closes the store. The caller opens the store that
+/// `config.database_url` names (`taskflow::open` in the facade crate does).
+pub async fn serve(config: Config, store: DynStore) -> Result<(), ServeError> {
+    init_logging(&config.server);
+    let (verifier, dev_token) = config.auth.verifier().await?;
+    let addr = SocketAddr::new(config.server.host, config.server.port);
     let acceptor = TcpListener::bind(addr)
         .into_acceptor()
         .await
@@ -245,7 +147,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let app = app(
         TaskFlow::new(store.clone()),
         verifier,
-        &config.allowed_origins,
+        &config.server.allowed_origins,
     );
     let result = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(SHUTDOWN_GRACE))
