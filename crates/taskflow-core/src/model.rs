@@ -116,8 +116,10 @@ macro_rules! string_enum {
 
 string_enum!(
     /// Where a task is in its lifecycle. Only [`crate::lifecycle`] decides how it moves.
+    #[derive(Default)]
     TaskStatus, "status", "Where a task is in its lifecycle." {
         /// Not started yet. The default.
+        #[default]
         Pending => "pending",
         /// Claimed and being worked on.
         InProgress => "in_progress",
@@ -132,10 +134,12 @@ string_enum!(
 
 string_enum!(
     /// How urgent a task is.
+    #[derive(Default)]
     Priority, "priority", "How urgent a task is." {
         /// Whenever there is time.
         Low => "low",
         /// The default.
+        #[default]
         Medium => "medium",
         /// Soon.
         High => "high",
@@ -146,8 +150,10 @@ string_enum!(
 
 string_enum!(
     /// Whether an actor is a person or an AI agent, as recorded in the worker registry.
+    #[derive(Default)]
     ActorType, "type", "A human or an AI agent." {
         /// A person. Every actor without a worker row is human; the default.
+        #[default]
         Human => "human",
         /// An AI agent.
         Agent => "agent",
@@ -179,24 +185,6 @@ string_enum!(
         Deleted => "deleted",
     }
 );
-
-impl Default for TaskStatus {
-    fn default() -> Self {
-        TaskStatus::Pending
-    }
-}
-
-impl Default for Priority {
-    fn default() -> Self {
-        Priority::Medium
-    }
-}
-
-impl Default for ActorType {
-    fn default() -> Self {
-        ActorType::Human
-    }
-}
 
 /// A task as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

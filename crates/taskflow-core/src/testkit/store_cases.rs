@@ -197,7 +197,7 @@ pub async fn update_is_compare_and_set(store: DynStore) -> TestResult {
 /// `created_at` never changes, whatever an update carries.
 pub async fn update_keeps_created_at(store: DynStore) -> TestResult {
     let t = insert(&store, draft("t")).await?;
-    let write = update(&t, |n| n.created_at = n.created_at - Duration::days(3));
+    let write = update(&t, |n| n.created_at -= Duration::days(3));
     assert_eq!(store.update_task(&write).await?, Written::Done(()));
     let stored = store.get_task(t.id).await?.expect("still there");
     assert_eq!(stored.created_at, t.created_at);
