@@ -34,6 +34,10 @@ pub(crate) enum PgError {
     #[error("Postgres query failed: {0}")]
     Query(#[from] sqlx::Error),
 
+    /// A write carries an invariant this build cannot check. Nothing was written.
+    #[error("the Postgres store cannot check the invariant {0}")]
+    UnsupportedInvariant(String),
+
     /// A stored value does not read back as its domain type.
     #[error("unreadable value in column {column}: {message}")]
     Corrupt {

@@ -5,12 +5,31 @@
 //! [`taskflow_core::Store`] holds across them, because it is kept by the database rather than
 //! by the process:
 //!
-//! - each write and its audit row commit in one transaction;
+//! - each write and its audit row commit in one transaction, which starts with `BEGIN
+//!   ISOLATION LEVEL READ COMMITTED` whatever the server's default, since the guarantees below
+//!   rely on every statement taking a fresh snapshot;
+//! - an insert under a parent that does not exist (or is deleted meanwhile) is refused by the
+//!   `tasks_parent_id_fkey` foreign key, and the store answers [`Conflict::ParentMissing`]
+//!   having written nothing; so is an update to such a parent;
 //! - an update is `UPDATE … WHERE id = $1 AND version = $2`, a compare-and-set that PostgreSQL's
-//!   row locks make exclusive, so of 50 processes racing to start one task exactly one wins;
-//! - a delete is a compare-and-set too, and a task with subtasks is refused both by a check in
-//!   the transaction and by the `parent_id` foreign key, so a racing subtask cannot slip in;
+//!   row locks make exclusive, so of 50 processes racing to start one task exactly one wins and
+//!   the others get [`Written::Stale`](taskflow_core::Written::Stale). It writes every column
+//!   but `created_at`, which never changes;
+//! - an update that carries [`Invariant::AcyclicParent`] (a re-parent) first takes a
+//!   transaction-level advisory lock on [`GRAPH_LOCK_KEY`], which serialises re-parents across
+//!   connections and server processes, and after its own `UPDATE` follows `parent_id` from the
+//!   new parent with a recursive query; reaching the task answers
+//!   [`Conflict::ParentCycle`] and writes nothing. So `A.parent = B` and `B.parent = A`, sent
+//!   at the same moment to two processes, never both succeed;
+//! - a delete locks the task's row (`SELECT … FOR UPDATE`) and checks its version first (a
+//!   missing task or another version is `Stale`), then its subtasks
+//!   ([`Conflict::HasSubtasks`]). The row lock keeps new subtasks out until the delete ends, and
+//!   the `parent_id` foreign key refuses the delete if one got past the check all the same;
 //! - ids come from identity columns, which never hand a value out twice.
+//!
+//! The statements whose correctness under concurrency is not obvious (the cycle check, the
+//! graph lock, the compare-and-set update and the two steps of a delete) live in
+//! `crates/taskflow-store-pg/queries/`, each with a comment saying why it is correct.
 //!
 //! The schema lives in numbered `.sql` migrations embedded in the binary
 //! (`crates/taskflow-store-pg/migrations/`). [`PgStore::connect`] applies any that are missing;
@@ -21,8 +40,9 @@
 //!
 //! # Features
 //!
-//! - `test-support`: [`test_support`](crate::test_support), a fresh database per test on the
-//!   server `TASKFLOW_TEST_PG_URL` names, for this crate's tests and the workspace's HTTP tests.
+//! - `test-support`: the [`test_support` module](crate::test_support), a fresh database per
+//!   test on the server `TASKFLOW_TEST_PG_URL` names, for this crate's tests and the
+//!   workspace's HTTP tests.
 //!
 //! # TLS
 //!
@@ -76,6 +96,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnection;
 pub use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use taskflow_core::Result;
+#[cfg(doc)]
+use taskflow_core::{Conflict, Invariant};
 
 mod error;
 mod rows;
@@ -95,6 +117,17 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default pool size of one [`PgStore`]. Every server process has its own pool, so the
 /// database sees this many connections per process at most.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// The key of the transaction-level advisory lock (`pg_advisory_xact_lock`) that serialises
+/// changes to the task graph: every update that carries [`Invariant::AcyclicParent`] holds it
+/// from before its `UPDATE` until it commits or rolls back, so that its cycle check sees every
+/// earlier re-parent. Its value is `"taskflow"` in ASCII (`0x7461736b666c6f77`).
+///
+/// Other programs that change `tasks.parent_id` in the same database must take it too (in a
+/// READ COMMITTED transaction, before reading the graph), or they may form a cycle. No other
+/// taskflow statement locks it; sqlx's migration lock uses a key derived from the database
+/// name.
+pub const GRAPH_LOCK_KEY: i64 = 0x7461_736b_666c_6f77;
 
 /// The name a connection reports in `pg_stat_activity` unless its URL names another.
 const APPLICATION_NAME: &str = "taskflow";

@@ -4,7 +4,9 @@ use std::str::FromStr;
 
 use sqlx::Row;
 use sqlx::postgres::PgRow;
-use taskflow_core::model::{ActorType, AuditEntry, Priority, Task, TaskStatus, Timestamp, Worker};
+use taskflow_core::model::{
+    ActorType, AuditAction, AuditEntry, Priority, Task, TaskStatus, Timestamp, Worker,
+};
 
 use crate::error::PgError;
 
@@ -43,7 +45,8 @@ where
     })
 }
 
-/// Reads a text column holding one of taskflow's string enums.
+/// Reads a text column holding one of taskflow's string enums (status, priority, actor type,
+/// audit action); text that spells none of its values is a corrupt row.
 fn parse<T: FromStr>(row: &PgRow, column: &'static str) -> Result<T, PgError> {
     let text: String = get(row, column)?;
     text.parse().map_err(|_| PgError::Corrupt {
@@ -78,7 +81,7 @@ pub(crate) fn audit_entry(row: &PgRow) -> Result<AuditEntry, PgError> {
         project_slug: get(row, "project_slug")?,
         actor_id: get(row, "actor_id")?,
         actor_type: parse::<ActorType>(row, "actor_type")?,
-        action: get(row, "action")?,
+        action: parse::<AuditAction>(row, "action")?,
         context: get(row, "context")?,
         timestamp: get::<Timestamp>(row, "timestamp")?,
     })

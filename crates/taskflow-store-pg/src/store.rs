@@ -1,24 +1,45 @@
 //! [`Store`] for [`PgStore`]: every write is one transaction holding the change and its audit
-//! row, and every update or delete is a compare-and-set on `version`.
+//! row, every update or delete is a compare-and-set on `version`, and the invariants a write
+//! carries are checked inside its transaction.
+//!
+//! The statements whose correctness depends on how concurrent transactions interleave live in
+//! `queries/*.sql`, each with a comment saying why it is correct.
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgRow, Postgres};
-use sqlx::{Executor, QueryBuilder, Row};
-use taskflow_core::model::{AuditEntry, AuditFilter, Page, Task, TaskFilter, Worker};
-use taskflow_core::{Error, Result, Store};
+use sqlx::postgres::{PgArguments, PgRow, Postgres};
+use sqlx::query::Query;
+use sqlx::{Executor, QueryBuilder, Row, Transaction};
+use taskflow_core::model::{
+    AuditDraft, AuditEntry, AuditFilter, Page, Paging, Task, TaskDraft, TaskFilter, Worker,
+};
+use taskflow_core::{Conflict, Invariant, Result, Store, TaskWrite, Written};
 
-use crate::PgStore;
 use crate::error::{PgError, is_parent_fk_violation};
 use crate::rows::{self, audit_columns, task_columns, worker_columns};
+use crate::{GRAPH_LOCK_KEY, PgStore};
 
-/// The error for a parent that vanished between the service's check and the insert or update.
-fn parent_not_found(parent: Option<i64>) -> Error {
-    let parent = parent.map_or_else(|| "?".to_owned(), |id| id.to_string());
-    Error::validation("parent_id", format!("task {parent} not found"))
-}
+/// How every write transaction starts. Spelled out rather than left to the server's
+/// `default_transaction_isolation`: the compare-and-set writes and the graph lock rely on READ
+/// COMMITTED taking a new snapshot for every statement (see `queries/graph_lock.sql`).
+const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/// Takes the graph lock ([`GRAPH_LOCK_KEY`]) until the transaction ends.
+const GRAPH_LOCK: &str = include_str!("../queries/graph_lock.sql");
+
+/// Whether following `parent_id` from `$2` reaches `$1`.
+const PARENT_CYCLE: &str = include_str!("../queries/parent_cycle.sql");
+
+/// The compare-and-set update of one task.
+const UPDATE_TASK: &str = include_str!("../queries/update_task.sql");
+
+/// Locks a task's row and reads its version, first step of a delete.
+const DELETE_LOCK: &str = include_str!("../queries/delete_lock.sql");
+
+/// Deletes a task unless it has subtasks, second step of a delete.
+const DELETE_TASK: &str = include_str!("../queries/delete_task.sql");
 
 /// Writes `audit` about task `task_id` through `executor` (the caller's transaction).
-async fn insert_audit<'c, E>(executor: E, task_id: i64, audit: &AuditEntry) -> Result<(), PgError>
+async fn insert_audit<'c, E>(executor: E, task_id: i64, audit: &AuditDraft) -> Result<(), PgError>
 where
     E: Executor<'c, Database = Postgres>,
 {
@@ -37,6 +58,16 @@ where
     .execute(executor)
     .await?;
     Ok(())
+}
+
+/// Ends a transaction that must write nothing, and returns `outcome`. A failed rollback is only
+/// logged: no COMMIT was sent, so the server discards the transaction when the connection goes,
+/// and `outcome` ("nothing was written") holds either way.
+async fn abandon<T>(tx: Transaction<'static, Postgres>, outcome: Written<T>) -> Written<T> {
+    if let Err(err) = tx.rollback().await {
+        tracing::debug!(%err, "rolling back a refused or stale write failed");
+    }
+    outcome
 }
 
 /// Appends `WHERE …` for `filter` to `query`, binding every value.
@@ -58,8 +89,7 @@ fn push_task_filter(query: &mut QueryBuilder<Postgres>, filter: &TaskFilter) {
     if let Some(priority) = filter.priority {
         query.push(" AND priority = ").push_bind(priority.as_str());
     }
-    // 0 means "no filter" (see `TaskFilter::parent_id`).
-    if let Some(parent) = filter.parent_id.filter(|&id| id != 0) {
+    if let Some(parent) = filter.parent_id {
         query.push(" AND parent_id = ").push_bind(parent);
     }
 }
@@ -90,8 +120,7 @@ fn push_audit_filter(query: &mut QueryBuilder<Postgres>, filter: &AuditFilter) {
 fn page_query(
     table: &'static str,
     columns: &'static str,
-    limit: u32,
-    offset: u64,
+    paging: Paging,
     push_filter: impl Fn(&mut QueryBuilder<Postgres>),
 ) -> QueryBuilder<Postgres> {
     let mut query = QueryBuilder::new("SELECT c.total, p.* FROM (SELECT count(*) AS total FROM ");
@@ -102,11 +131,8 @@ fn page_query(
     push_filter(&mut query);
     query
         .push(" ORDER BY id LIMIT ")
-        .push_bind(i64::from(limit));
-    // The service refuses offsets beyond i64::MAX; saturating keeps a direct caller's page empty.
-    query
-        .push(" OFFSET ")
-        .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        .push_bind(i64::from(paging.limit()));
+    query.push(" OFFSET ").push_bind(paging.offset());
     query.push(") AS p ON TRUE ORDER BY p.id");
     query
 }
@@ -127,111 +153,181 @@ fn read_page<T>(
     Ok(Page { items, total })
 }
 
+/// The `(task, parent)` pairs of the cycle checks `invariants` ask for. An invariant this build
+/// does not know is an error: writing without checking it would break it silently.
+fn cycle_checks(invariants: &[Invariant]) -> Result<Vec<(i64, i64)>, PgError> {
+    invariants
+        .iter()
+        .map(|invariant| match *invariant {
+            Invariant::AcyclicParent { task, parent } => Ok((task, parent)),
+            ref other => Err(PgError::UnsupportedInvariant(format!("{other:?}"))),
+        })
+        .collect()
+}
+
 impl PgStore {
-    async fn try_insert_task(&self, task: &Task, audit: &AuditEntry) -> Result<Task> {
-        let mut tx = self.pool.begin().await.map_err(PgError::from)?;
-        let inserted = bind_task(
-            sqlx::query(
+    async fn try_insert_task(
+        &self,
+        task: &TaskDraft,
+        audit: &AuditDraft,
+    ) -> Result<Written<Task>, PgError> {
+        let mut tx = self.pool.begin_with(BEGIN).await?;
+        let inserted = Shared::of_draft(task)
+            .bind(sqlx::query(
                 "INSERT INTO tasks \
                  (title, description, status, priority, progress_percent, assigned_to, \
                   project_slug, parent_id, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             RETURNING id",
-            ),
-            task,
-        )
-        .fetch_one(&mut *tx)
-        .await;
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 RETURNING id",
+            ))
+            .bind(task.created_at)
+            .bind(task.updated_at)
+            .bind(task.version)
+            .fetch_one(&mut *tx)
+            .await;
         let id: i64 = match inserted {
-            Ok(row) => row.try_get("id").map_err(PgError::from)?,
-            Err(err) if is_parent_fk_violation(&err) => {
-                return Err(parent_not_found(task.parent_id));
-            }
-            Err(err) => return Err(PgError::from(err).into()),
+            Ok(row) => row.try_get("id")?,
+            // The foreign key's check key-share locks the parent row, so a parent that exists
+            // now stays until this transaction ends; one that is gone (or being deleted by a
+            // transaction that then commits) fails here.
+            Err(err) if is_parent_fk_violation(&err) => match task.parent_id {
+                Some(parent) => {
+                    return Ok(
+                        abandon(tx, Written::Refused(Conflict::ParentMissing { parent })).await,
+                    );
+                }
+                None => return Err(err.into()),
+            },
+            Err(err) => return Err(err.into()),
         };
         insert_audit(&mut *tx, id, audit).await?;
-        tx.commit().await.map_err(PgError::from)?;
-        Ok(Task { id, ..task.clone() })
+        tx.commit().await?;
+        Ok(Written::Done(task.clone().into_task(id)))
     }
 
-    async fn try_update_task(&self, task: &Task, audit: &AuditEntry) -> Result<bool> {
-        let Some(expected) = task.version.checked_sub(1) else {
-            return Ok(false);
-        };
-        let mut tx = self.pool.begin().await.map_err(PgError::from)?;
-        // Under READ COMMITTED a concurrent writer of the same row makes this wait for its
-        // commit and then re-check `version` against the committed row, so one writer wins.
-        let updated = bind_task(
-            sqlx::query(
-                "UPDATE tasks SET \
-                 title = $3, description = $4, status = $5, priority = $6, \
-                 progress_percent = $7, assigned_to = $8, project_slug = $9, parent_id = $10, \
-                 created_at = $11, updated_at = $12, version = $13 \
-             WHERE id = $1 AND version = $2",
+    async fn try_update_task(&self, write: &TaskWrite) -> Result<Written<()>, PgError> {
+        let task = &write.task;
+        let cycle_checks = cycle_checks(&write.invariants)?;
+        let mut tx = self.pool.begin_with(BEGIN).await?;
+
+        // Two re-parents such as `A.parent = B` and `B.parent = A` touch different rows, so no
+        // row lock orders them: each would check the graph without the other's uncommitted
+        // edge, both would pass, and both would commit a cycle. So every write that carries an
+        // `AcyclicParent` invariant first takes one transaction-level advisory lock, which
+        // serialises them across connections and server processes. Writes that carry none take
+        // no lock: the contract has a write list the invariant whenever it sets a new parent,
+        // and inserting a task, keeping or clearing a parent, or deleting a task without
+        // subtasks cannot close a cycle.
+        //
+        // Why the check below then sees the previous graph writer's commit: the lock is released
+        // only when its holder's transaction ends, and PostgreSQL makes a commit visible to new
+        // snapshots before it releases the committing transaction's locks. Under READ COMMITTED
+        // (which `BEGIN` asks for) every statement takes a new snapshot when it starts, and the
+        // lock is taken by a statement of its own, so every later statement of this transaction
+        // has a snapshot taken after the lock was granted, which includes that commit. (Under
+        // REPEATABLE READ the snapshot would be taken by the lock statement itself, before it
+        // waited, and would miss it.)
+        if !cycle_checks.is_empty() {
+            sqlx::query(GRAPH_LOCK)
+                .bind(GRAPH_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        let updated = Shared::of_task(task)
+            .bind(
+                sqlx::query(UPDATE_TASK)
+                    .bind(task.id)
+                    .bind(write.expected_version),
             )
-            .bind(task.id)
-            .bind(expected),
-            task,
-        )
-        .execute(&mut *tx)
-        .await;
+            .bind(task.updated_at)
+            .bind(task.version)
+            .execute(&mut *tx)
+            .await;
         let updated = match updated {
             Ok(done) => done.rows_affected(),
-            Err(err) if is_parent_fk_violation(&err) => {
-                return Err(parent_not_found(task.parent_id));
-            }
-            Err(err) => return Err(PgError::from(err).into()),
+            Err(err) if is_parent_fk_violation(&err) => match task.parent_id {
+                Some(parent) => {
+                    return Ok(
+                        abandon(tx, Written::Refused(Conflict::ParentMissing { parent })).await,
+                    );
+                }
+                None => return Err(err.into()),
+            },
+            Err(err) => return Err(err.into()),
         };
         if updated == 0 {
             tracing::debug!(
                 id = task.id,
-                expected,
+                expected = write.expected_version,
                 "update lost: version moved or task gone"
             );
-            return Ok(false);
+            return Ok(abandon(tx, Written::Stale).await);
         }
-        insert_audit(&mut *tx, task.id, audit).await?;
-        tx.commit().await.map_err(PgError::from)?;
-        Ok(true)
+
+        // After this transaction's own UPDATE, so the graph checked is the one it would commit.
+        for (task_id, parent) in cycle_checks {
+            let cycle: bool = sqlx::query_scalar(PARENT_CYCLE)
+                .bind(task_id)
+                .bind(parent)
+                .fetch_one(&mut *tx)
+                .await?;
+            if cycle {
+                tracing::debug!(task = task_id, parent, "update refused: parent cycle");
+                return Ok(abandon(tx, Written::Refused(Conflict::ParentCycle { parent })).await);
+            }
+        }
+
+        insert_audit(&mut *tx, task.id, &write.audit).await?;
+        tx.commit().await?;
+        Ok(Written::Done(()))
     }
 
-    async fn try_delete_task(&self, id: i64, version: i64, audit: &AuditEntry) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(PgError::from)?;
-        let has_subtasks: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = $1)")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(PgError::from)?;
-        if has_subtasks {
-            return Err(Error::HasSubtasks);
-        }
-        // A subtask inserted after the check above (and committed before this delete) still
-        // fails the delete, through the foreign key.
-        let deleted = sqlx::query("DELETE FROM tasks WHERE id = $1 AND version = $2")
+    async fn try_delete_task(
+        &self,
+        id: i64,
+        expected_version: i64,
+        audit: &AuditDraft,
+    ) -> Result<Written<()>, PgError> {
+        let mut tx = self.pool.begin_with(BEGIN).await?;
+        // The version first: a missing task or another version is `Stale`, whatever its
+        // subtasks. The row stays locked until this transaction ends.
+        let version: Option<i64> = sqlx::query_scalar(DELETE_LOCK)
             .bind(id)
-            .bind(version)
-            .execute(&mut *tx)
-            .await;
+            .fetch_optional(&mut *tx)
+            .await?;
+        if version != Some(expected_version) {
+            tracing::debug!(
+                id,
+                expected_version,
+                ?version,
+                "delete lost: version moved or task gone"
+            );
+            return Ok(abandon(tx, Written::Stale).await);
+        }
+
+        // Then the subtasks: the statement deletes nothing while the task has any, and the
+        // foreign key refuses it if one slipped past the statement's own check.
+        let deleted = sqlx::query(DELETE_TASK).bind(id).execute(&mut *tx).await;
         let deleted = match deleted {
             Ok(done) => done.rows_affected(),
-            Err(err) if is_parent_fk_violation(&err) => return Err(Error::HasSubtasks),
-            Err(err) => return Err(PgError::from(err).into()),
+            Err(err) if is_parent_fk_violation(&err) => 0,
+            Err(err) => return Err(err.into()),
         };
         if deleted == 0 {
-            tracing::debug!(id, version, "delete lost: version moved or task gone");
-            return Ok(false);
+            return Ok(abandon(tx, Written::Refused(Conflict::HasSubtasks)).await);
         }
+
         insert_audit(&mut *tx, id, audit).await?;
-        tx.commit().await.map_err(PgError::from)?;
-        Ok(true)
+        tx.commit().await?;
+        Ok(Written::Done(()))
     }
 }
 
 #[async_trait]
 impl Store for PgStore {
-    async fn insert_task(&self, task: &Task, audit: &AuditEntry) -> Result<Task> {
-        self.try_insert_task(task, audit).await
+    async fn insert_task(&self, task: &TaskDraft, audit: &AuditDraft) -> Result<Written<Task>> {
+        Ok(self.try_insert_task(task, audit).await?)
     }
 
     async fn get_task(&self, id: i64) -> Result<Option<Task>> {
@@ -248,7 +344,7 @@ impl Store for PgStore {
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Page<Task>> {
-        let mut query = page_query("tasks", task_columns!(), filter.limit, filter.offset, |q| {
+        let mut query = page_query("tasks", task_columns!(), filter.paging, |q| {
             push_task_filter(q, filter)
         });
         let found = query
@@ -259,22 +355,23 @@ impl Store for PgStore {
         Ok(read_page(&found, rows::task)?)
     }
 
-    async fn update_task(&self, task: &Task, audit: &AuditEntry) -> Result<bool> {
-        self.try_update_task(task, audit).await
+    async fn update_task(&self, write: &TaskWrite) -> Result<Written<()>> {
+        Ok(self.try_update_task(write).await?)
     }
 
-    async fn delete_task(&self, id: i64, version: i64, audit: &AuditEntry) -> Result<bool> {
-        self.try_delete_task(id, version, audit).await
+    async fn delete_task(
+        &self,
+        id: i64,
+        expected_version: i64,
+        audit: &AuditDraft,
+    ) -> Result<Written<()>> {
+        Ok(self.try_delete_task(id, expected_version, audit).await?)
     }
 
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Page<AuditEntry>> {
-        let mut query = page_query(
-            "audit_log",
-            audit_columns!(),
-            filter.limit,
-            filter.offset,
-            |q| push_audit_filter(q, filter),
-        );
+        let mut query = page_query("audit_log", audit_columns!(), filter.paging, |q| {
+            push_audit_filter(q, filter)
+        });
         let found = query
             .build()
             .fetch_all(&self.pool)
@@ -356,24 +453,58 @@ impl Store for PgStore {
     }
 }
 
-/// Binds a task's stored columns, in the order both the insert (`$1..$11`) and the
-/// compare-and-set update (`$3..$13`) list them: title, description, status, priority,
-/// progress_percent, assigned_to, project_slug, parent_id, created_at, updated_at, version.
-/// One list, so the two statements cannot drift apart.
-fn bind_task<'q>(
-    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    task: &'q Task,
-) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    query
-        .bind(task.title.as_str())
-        .bind(task.description.as_deref())
-        .bind(task.status.as_str())
-        .bind(task.priority.as_str())
-        .bind(task.progress_percent)
-        .bind(task.assigned_to.as_deref())
-        .bind(task.project_slug.as_deref())
-        .bind(task.parent_id)
-        .bind(task.created_at)
-        .bind(task.updated_at)
-        .bind(task.version)
+/// The task columns that the insert (`$1..$8`) and the compare-and-set update (`$3..$10`, see
+/// `queries/update_task.sql`) both write, bound in the order both statements list them. One
+/// list, so the two statements cannot drift apart; each binds the columns after these itself
+/// (the insert `created_at`, `updated_at` and `version`; the update only the last two, since
+/// `created_at` never changes).
+struct Shared<'a> {
+    title: &'a str,
+    description: Option<&'a str>,
+    status: &'static str,
+    priority: &'static str,
+    progress_percent: i32,
+    assigned_to: Option<&'a str>,
+    project_slug: Option<&'a str>,
+    parent_id: Option<i64>,
+}
+
+impl<'a> Shared<'a> {
+    fn of_draft(task: &'a TaskDraft) -> Self {
+        Shared {
+            title: &task.title,
+            description: task.description.as_deref(),
+            status: task.status.as_str(),
+            priority: task.priority.as_str(),
+            progress_percent: task.progress_percent,
+            assigned_to: task.assigned_to.as_deref(),
+            project_slug: task.project_slug.as_deref(),
+            parent_id: task.parent_id,
+        }
+    }
+
+    fn of_task(task: &'a Task) -> Self {
+        Shared {
+            title: &task.title,
+            description: task.description.as_deref(),
+            status: task.status.as_str(),
+            priority: task.priority.as_str(),
+            progress_percent: task.progress_percent,
+            assigned_to: task.assigned_to.as_deref(),
+            project_slug: task.project_slug.as_deref(),
+            parent_id: task.parent_id,
+        }
+    }
+
+    fn bind(self, query: Query<'a, Postgres, PgArguments>) -> Query<'a, Postgres, PgArguments> {
+        query
+            .bind(self.title)
+            .bind(self.description)
+            .bind(self.status)
+            .bind(self.priority)
+            .bind(self.progress_percent)
+            .bind(self.assigned_to)
+            .bind(self.project_slug)
+            .bind(self.parent_id)
+    }
 }

@@ -11,29 +11,28 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use sqlx::{Connection, PgConnection, Row};
 use taskflow_core::model::{
-    ActorType, AuditEntry, Identity, NewTask, Priority, Task, TaskStatus, action, now,
+    ActorType, AuditAction, AuditDraft, AuditEntry, Identity, NewTask, Priority, Task, TaskDraft,
+    TaskStatus, now,
 };
-use taskflow_core::{Error, Store, TaskFlow};
+use taskflow_core::{Conflict, Error, Invariant, Store, TaskFlow, TaskWrite, Written};
 use taskflow_store_pg::PgStore;
 use taskflow_store_pg::test_support::TestDb;
+use tokio::sync::Barrier;
 
-fn audit(task_id: i64, action: &str) -> AuditEntry {
-    AuditEntry {
-        id: 0,
-        task_id,
+fn audit(action: AuditAction) -> AuditDraft {
+    AuditDraft {
         project_slug: None,
         actor_id: "root".into(),
         actor_type: ActorType::Human,
-        action: action.into(),
+        action,
         context: None,
         timestamp: now(),
     }
 }
 
-fn new_task(title: &str, parent_id: Option<i64>) -> Task {
+fn new_task(title: &str, parent_id: Option<i64>) -> TaskDraft {
     let at = now();
-    Task {
-        id: 0,
+    TaskDraft {
         title: title.into(),
         description: None,
         status: TaskStatus::Pending,
@@ -45,6 +44,18 @@ fn new_task(title: &str, parent_id: Option<i64>) -> Task {
         created_at: at,
         updated_at: at,
         version: 1,
+    }
+}
+
+/// Inserts `task`, which must be written.
+async fn insert(store: &dyn Store, task: TaskDraft) -> Task {
+    match store
+        .insert_task(&task, &audit(AuditAction::Created))
+        .await
+        .expect("insert a task")
+    {
+        Written::Done(task) => task,
+        other => panic!("insert of {:?} was not written: {other:?}", task.title),
     }
 }
 
@@ -111,7 +122,7 @@ async fn two_processes_race_50_starts_on_one_task() {
     let losers: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert_eq!(losers.len(), 49);
     for err in losers {
-        assert!(matches!(err, Error::InvalidTransition(_)), "{err:?}");
+        assert!(matches!(err, Error::InvalidTransition { .. }), "{err:?}");
         assert_eq!(
             err.to_string(),
             "Cannot start task with status 'in_progress'"
@@ -131,7 +142,7 @@ async fn two_processes_race_50_starts_on_one_task() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|row| row.action == action::STARTED)
+        .filter(|row| row.action == AuditAction::Started)
         .collect();
     assert_eq!(started.len(), 1, "exactly one started row");
     assert_eq!(Some(&started[0].actor_id), seen_first.assigned_to.as_ref());
@@ -298,18 +309,17 @@ async fn concurrent_first_starts_migrate_once() {
     }
 }
 
-/// A subtask inserted while a delete of its parent is in flight (committed after the delete's
-/// own check, before its `DELETE`) still stops the delete: the foreign key catches it.
+/// A subtask inserted while a delete of its parent is in flight (its transaction still open
+/// when the delete starts, committed while the delete waits) still stops the delete: the
+/// delete's row lock waits for the insert's foreign-key lock, and its subtask check then sees
+/// the committed subtask (the foreign key would refuse the `DELETE` otherwise).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delete_racing_a_subtask_insert_is_refused() {
     let Some(db) = TestDb::create().await else {
         return;
     };
     let store = Arc::new(db.store().await);
-    let parent = store
-        .insert_task(&new_task("parent", None), &audit(0, action::CREATED))
-        .await
-        .unwrap();
+    let parent = insert(&*store, new_task("parent", None)).await;
 
     // Another process inserts a subtask and holds its transaction open; its foreign-key check
     // locks the parent row, so the delete below has to wait for it.
@@ -329,7 +339,7 @@ async fn delete_racing_a_subtask_insert_is_refused() {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .delete_task(parent.id, 1, &audit(parent.id, action::DELETED))
+                .delete_task(parent.id, 1, &audit(AuditAction::Deleted))
                 .await
         })
     };
@@ -337,33 +347,37 @@ async fn delete_racing_a_subtask_insert_is_refused() {
     tx.commit().await.unwrap();
 
     let result = deleting.await.unwrap();
-    assert!(matches!(result, Err(Error::HasSubtasks)), "{result:?}");
+    assert!(
+        matches!(result, Ok(Written::Refused(Conflict::HasSubtasks))),
+        "{result:?}"
+    );
     assert!(store.get_task(parent.id).await.unwrap().is_some());
-    let actions: Vec<String> = store
+    let actions: Vec<AuditAction> = store
         .task_audit(parent.id)
         .await
         .unwrap()
         .into_iter()
         .map(|row| row.action)
         .collect();
-    assert_eq!(actions, [action::CREATED], "a refused delete writes no row");
+    assert_eq!(
+        actions,
+        [AuditAction::Created],
+        "a refused delete writes no row"
+    );
 
     other.close().await.ok();
     store.close().await.unwrap();
 }
 
-/// An insert under a parent that is deleted meanwhile fails on `parent_id`, as the service's
-/// own check would, and writes nothing.
+/// An insert under a parent that is deleted meanwhile is refused as `ParentMissing`, as the
+/// service's own check would refuse it, and writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn insert_under_a_vanishing_parent_is_a_parent_id_error() {
+async fn insert_under_a_vanishing_parent_is_refused() {
     let Some(db) = TestDb::create().await else {
         return;
     };
     let store = Arc::new(db.store().await);
-    let parent = store
-        .insert_task(&new_task("parent", None), &audit(0, action::CREATED))
-        .await
-        .unwrap();
+    let parent = insert(&*store, new_task("parent", None)).await;
 
     // Another process deletes the parent and holds its transaction open.
     let mut other = PgConnection::connect_with(&db.options).await.unwrap();
@@ -380,7 +394,7 @@ async fn insert_under_a_vanishing_parent_is_a_parent_id_error() {
             store
                 .insert_task(
                     &new_task("child", Some(parent.id)),
-                    &audit(0, action::CREATED),
+                    &audit(AuditAction::Created),
                 )
                 .await
         })
@@ -388,26 +402,20 @@ async fn insert_under_a_vanishing_parent_is_a_parent_id_error() {
     wait_for_lock_wait(&db).await;
     tx.commit().await.unwrap();
 
+    let missing = Written::Refused(Conflict::ParentMissing { parent: parent.id });
     match inserting.await.unwrap() {
-        Err(err @ Error::Validation { .. }) => {
-            assert_eq!(
-                err.to_string(),
-                format!("parent_id: task {} not found", parent.id)
-            );
-        }
-        other => panic!("expected a parent_id validation error, got {other:?}"),
+        Ok(written) => assert_eq!(written, missing),
+        Err(err) => panic!("expected a ParentMissing refusal, got {err:?}"),
     }
     // And afterwards, with no race at all.
     let result = store
         .insert_task(
             &new_task("child", Some(parent.id)),
-            &audit(0, action::CREATED),
+            &audit(AuditAction::Created),
         )
-        .await;
-    assert!(
-        matches!(&result, Err(Error::Validation { field, .. }) if field == "parent_id"),
-        "{result:?}"
-    );
+        .await
+        .unwrap();
+    assert_eq!(result, missing);
     let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
     let (tasks, rows): (i64, i64) =
         sqlx::query_as("SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM audit_log)")
@@ -423,6 +431,87 @@ async fn insert_under_a_vanishing_parent_is_a_parent_id_error() {
     conn.close().await.ok();
     other.close().await.ok();
     store.close().await.unwrap();
+}
+
+/// Two stores with separate pools on one database stand for two server processes: `A.parent =
+/// B` through one and `B.parent = A` through the other, each with its `AcyclicParent`
+/// invariant, released together, 20 rounds. Every round exactly one succeeds and the other is
+/// refused as a cycle, and no cycle is ever stored: the graph lock lives in the server, so it
+/// orders re-parents across pools as well as within one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_race_reparents_and_never_form_a_cycle() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let first: Arc<dyn Store> = Arc::new(db.store().await);
+    let second: Arc<dyn Store> = Arc::new(db.store().await);
+    let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
+
+    for round in 0..20 {
+        let a = insert(&*first, new_task(&format!("a{round}"), None)).await;
+        let b = insert(&*second, new_task(&format!("b{round}"), None)).await;
+        let barrier = Arc::new(Barrier::new(2));
+        let writes =
+            [(first.clone(), &a, b.id), (second.clone(), &b, a.id)].map(|(store, task, parent)| {
+                let mut next = task.clone();
+                next.parent_id = Some(parent);
+                next.version += 1;
+                next.updated_at = now();
+                let write = TaskWrite {
+                    task: next,
+                    expected_version: task.version,
+                    audit: audit(AuditAction::Updated),
+                    invariants: vec![Invariant::AcyclicParent {
+                        task: task.id,
+                        parent,
+                    }],
+                };
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.update_task(&write).await
+                })
+            });
+        let mut done = 0;
+        for joined in join_all(writes).await {
+            match joined.expect("a re-parent panicked") {
+                Ok(Written::Done(())) => done += 1,
+                Ok(Written::Refused(Conflict::ParentCycle { .. })) => {}
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        assert_eq!(done, 1, "round {round}: exactly one re-parent succeeds");
+
+        // Seen from either process, the pair is not a cycle.
+        let a = first.get_task(a.id).await.unwrap().expect("a");
+        let b = second.get_task(b.id).await.unwrap().expect("b");
+        assert!(
+            !(a.parent_id == Some(b.id) && b.parent_id == Some(a.id)),
+            "round {round}: a cycle formed"
+        );
+        // Nor is anything else in the table: no task reaches itself through its parents.
+        let in_cycles: i64 = sqlx::query_scalar(
+            "WITH RECURSIVE walk (start, id) AS ( \
+                 SELECT id, parent_id FROM tasks WHERE parent_id IS NOT NULL \
+                 UNION \
+                 SELECT w.start, t.parent_id FROM walk w JOIN tasks t ON t.id = w.id \
+                 WHERE t.parent_id IS NOT NULL) \
+             SELECT count(*) FROM walk WHERE start = id",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(in_cycles, 0, "round {round}: a cycle is stored");
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 20 * 3, "two created rows and one updated row a round");
+
+    conn.close().await.ok();
+    first.close().await.unwrap();
+    second.close().await.unwrap();
 }
 
 /// After `close`, calls fail with an unavailable error (HTTP 503) instead of panicking or

@@ -1,0 +1,11 @@
+-- Serialises changes to the task graph: every write that carries an `AcyclicParent` invariant
+-- runs this first, in its own statement, with `$1` = `taskflow_store_pg::GRAPH_LOCK_KEY`.
+--
+-- Why it is correct under concurrency: the lock is transaction-level, so PostgreSQL releases it
+-- only when the holder's transaction ends, and it releases a transaction's locks only after its
+-- commit is visible to new snapshots (the commit leaves the proc array before the lock manager
+-- lets go). The write transaction runs at READ COMMITTED, where every statement takes a new
+-- snapshot when it starts; the statements after this one therefore see everything the previous
+-- graph writer committed. It is one lock for the whole database and for every server process,
+-- because advisory locks live in the server, not in a connection pool.
+SELECT pg_advisory_xact_lock($1)

@@ -1,0 +1,22 @@
+-- The compare-and-set update of one task: it changes the row only if it is at the version the
+-- writer expects (`$2`). `created_at` is not in the SET list: it never changes.
+--
+-- Why it is correct under concurrency: under READ COMMITTED, an UPDATE that finds its row
+-- locked by another writer waits for that writer to end, then re-evaluates `version = $2`
+-- against the row as that writer left it (EvalPlanQual). Of two writers expecting the same
+-- version, the second therefore matches no row once the first has committed: it affects 0 rows
+-- and the store answers `Stale`. A `parent_id` that names no task fails the
+-- `tasks_parent_id_fkey` check (which key-share locks the parent row, so the parent cannot
+-- vanish before this transaction ends) and the store answers `ParentMissing`.
+UPDATE tasks
+SET title = $3,
+    description = $4,
+    status = $5,
+    priority = $6,
+    progress_percent = $7,
+    assigned_to = $8,
+    project_slug = $9,
+    parent_id = $10,
+    updated_at = $11,
+    version = $12
+WHERE id = $1 AND version = $2
