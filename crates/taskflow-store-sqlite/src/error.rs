@@ -44,6 +44,9 @@ pub(crate) enum SqliteError {
         reason: String,
     },
 
+    #[error("the SQLite store cannot check the invariant {0}; nothing was written")]
+    UnknownInvariant(String),
+
     #[error("the SQLite store is closed")]
     Closed,
 

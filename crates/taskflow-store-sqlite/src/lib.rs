@@ -13,6 +13,25 @@
 //!   async runtime is never blocked, and every statement comes from the prepared-statement cache.
 //!   An in-memory database has a single connection, since each `:memory:` connection would be a
 //!   separate database.
+//! - **Writes** follow the [`Store`] contract. Each runs in one `BEGIN IMMEDIATE` transaction
+//!   on the writer connection, together with its audit row (whose `action` is stored as its
+//!   text, and read back strictly: an unknown stored value is a corrupt-row error).
+//!   - `update_task` and `delete_task` are compare-and-set: they first read the stored version
+//!     and answer [`Written::Stale`] unless it is the one the write expects; the statement
+//!     itself also names that version.
+//!   - The invariants a write lists ([`taskflow_core::Invariant`]) are checked inside that same
+//!     transaction, before the `UPDATE`: for `AcyclicParent`, a recursive CTE follows
+//!     `parent_id` from the new parent (with `UNION`, so a cycle already stored ends the walk
+//!     rather than looping) and refuses with [`taskflow_core::Conflict::ParentCycle`] if it
+//!     reaches the task. SQLite's single writer holds from the check to the commit, so two
+//!     concurrent re-parents cannot both pass the check and form a cycle together.
+//!   - A `parent_id` naming no task fails the schema's foreign key, and the write is refused
+//!     with [`taskflow_core::Conflict::ParentMissing`]; nothing is written.
+//!   - `delete_task` checks the version first, then subtasks
+//!     ([`taskflow_core::Conflict::HasSubtasks`]); the task's audit rows stay.
+//! - **Errors**: a closed store, or a database lock held by another process past the busy
+//!   timeout, is [`taskflow_core::Error::Unavailable`]; anything else that fails is
+//!   [`taskflow_core::Error::Backend`].
 //!
 //! ```
 //! use std::sync::Arc;
@@ -41,8 +60,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
-use taskflow_core::model::{AuditEntry, AuditFilter, Page, Task, TaskFilter, Worker};
-use taskflow_core::{Result, Store};
+use taskflow_core::model::{
+    AuditDraft, AuditEntry, AuditFilter, Page, Task, TaskDraft, TaskFilter, Worker,
+};
+use taskflow_core::{Result, Store, TaskWrite, Written};
 
 use crate::error::SqliteError;
 
@@ -281,9 +302,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), SqliteError> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn insert_task(&self, task: &Task, audit: &AuditEntry) -> Result<Task> {
+    async fn insert_task(&self, task: &TaskDraft, audit: &AuditDraft) -> Result<Written<Task>> {
         let (task, audit) = (task.clone(), audit.clone());
-        self.write(move |c| sql::insert_task(c, &task, &audit))
+        self.write(move |c| Ok(sql::insert_task(c, &task, &audit)?))
             .await
     }
 
@@ -296,15 +317,19 @@ impl Store for SqliteStore {
         self.read(move |c| Ok(sql::list_tasks(c, &filter)?)).await
     }
 
-    async fn update_task(&self, task: &Task, audit: &AuditEntry) -> Result<bool> {
-        let (task, audit) = (task.clone(), audit.clone());
-        self.write(move |c| sql::update_task(c, &task, &audit))
-            .await
+    async fn update_task(&self, write: &TaskWrite) -> Result<Written<()>> {
+        let write = write.clone();
+        self.write(move |c| Ok(sql::update_task(c, &write)?)).await
     }
 
-    async fn delete_task(&self, id: i64, version: i64, audit: &AuditEntry) -> Result<bool> {
+    async fn delete_task(
+        &self,
+        id: i64,
+        expected_version: i64,
+        audit: &AuditDraft,
+    ) -> Result<Written<()>> {
         let audit = audit.clone();
-        self.write(move |c| sql::delete_task(c, id, version, &audit))
+        self.write(move |c| Ok(sql::delete_task(c, id, expected_version, &audit)?))
             .await
     }
 

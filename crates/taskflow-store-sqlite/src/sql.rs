@@ -4,9 +4,13 @@ use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
-use taskflow_core::Error;
-use taskflow_core::model::{AuditEntry, AuditFilter, Page, Task, TaskFilter, Timestamp, Worker};
+use rusqlite::{
+    Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params, params_from_iter,
+};
+use taskflow_core::model::{
+    AuditDraft, AuditEntry, AuditFilter, Page, Task, TaskDraft, TaskFilter, Timestamp, Worker,
+};
+use taskflow_core::{Conflict, Invariant, TaskWrite, Written};
 
 use crate::error::{SqliteError, is_foreign_key_violation};
 
@@ -66,6 +70,7 @@ fn task_from_row(row: &Row<'_>) -> Result<Task> {
 
 fn audit_from_row(row: &Row<'_>) -> Result<AuditEntry> {
     let actor_type: String = row.get(4)?;
+    let action: String = row.get(5)?;
     let context: Option<String> = row.get(6)?;
     let timestamp: String = row.get(7)?;
     Ok(AuditEntry {
@@ -74,7 +79,7 @@ fn audit_from_row(row: &Row<'_>) -> Result<AuditEntry> {
         project_slug: row.get(2)?,
         actor_id: row.get(3)?,
         actor_type: parse("actor_type", &actor_type)?,
-        action: row.get(5)?,
+        action: parse("action", &action)?,
         context: context
             .map(|c| serde_json::from_str(&c).map_err(|e| corrupt("context", &c, e)))
             .transpose()?,
@@ -133,11 +138,6 @@ impl Where {
     }
 }
 
-/// Offsets are validated by the service to fit an `i64`; saturate rather than fail here.
-fn sql_offset(offset: u64) -> i64 {
-    i64::try_from(offset).unwrap_or(i64::MAX)
-}
-
 /// Runs a page query and its count in one read transaction, so both see the same snapshot.
 fn page<T>(
     conn: &mut Connection,
@@ -145,7 +145,7 @@ fn page<T>(
     columns: &str,
     filter: &Where,
     limit: u32,
-    offset: u64,
+    offset: i64,
     map: fn(&Row<'_>) -> Result<T>,
 ) -> Result<Page<T>> {
     let tx = conn.transaction()?;
@@ -161,7 +161,7 @@ fn page<T>(
     );
     let mut params = filter.params.clone();
     params.push(SqlValue::Integer(i64::from(limit)));
-    params.push(SqlValue::Integer(sql_offset(offset)));
+    params.push(SqlValue::Integer(offset));
     let items = collect(&tx, &sql, params_from_iter(params), map)?;
     tx.commit()?;
     Ok(Page {
@@ -187,8 +187,8 @@ pub(crate) fn list_tasks(conn: &mut Connection, f: &TaskFilter) -> Result<Page<T
         "tasks",
         TASK_COLUMNS,
         &w,
-        f.limit,
-        f.offset,
+        f.paging.limit(),
+        f.paging.offset(),
         task_from_row,
     )
 }
@@ -204,8 +204,8 @@ pub(crate) fn list_audit(conn: &mut Connection, f: &AuditFilter) -> Result<Page<
         "audit_log",
         AUDIT_COLUMNS,
         &w,
-        f.limit,
-        f.offset,
+        f.paging.limit(),
+        f.paging.offset(),
         audit_from_row,
     )
 }
@@ -215,7 +215,7 @@ pub(crate) fn task_audit(conn: &Connection, task_id: i64) -> Result<Vec<AuditEnt
     collect(conn, &sql, [task_id], audit_from_row)
 }
 
-fn insert_audit(tx: &Transaction<'_>, task_id: i64, a: &AuditEntry) -> Result<()> {
+fn insert_audit(tx: &Transaction<'_>, task_id: i64, a: &AuditDraft) -> Result<()> {
     let context = a.context.as_ref().map(|c| c.to_string());
     tx.prepare_cached(
         "INSERT INTO audit_log (task_id, project_slug, actor_id, actor_type, action, context, timestamp) \
@@ -226,30 +226,32 @@ fn insert_audit(tx: &Transaction<'_>, task_id: i64, a: &AuditEntry) -> Result<()
         a.project_slug,
         a.actor_id,
         a.actor_type.as_str(),
-        a.action,
+        a.action.as_str(),
         context,
         ts(&a.timestamp),
     ])?;
     Ok(())
 }
 
-/// The write outcome where a missing parent is the caller's mistake, not the store's.
-fn parent_error(err: SqliteError, parent: Option<i64>) -> Error {
+/// A write's outcome when its statement failed: a foreign-key violation while the task names
+/// `parent` means that parent does not exist, and the write is refused; anything else is an
+/// error. (`parent_id` is the only foreign key of the schema.)
+fn refuse_missing_parent<T>(err: SqliteError, parent: Option<i64>) -> Result<Written<T>> {
     match (&err, parent) {
         (SqliteError::Sqlite(e), Some(parent)) if is_foreign_key_violation(e) => {
-            Error::validation("parent_id", format!("task {parent} not found"))
+            Ok(Written::Refused(Conflict::ParentMissing { parent }))
         }
-        _ => err.into(),
+        _ => Err(err),
     }
 }
 
 pub(crate) fn insert_task(
     conn: &mut Connection,
-    t: &Task,
-    audit: &AuditEntry,
-) -> Result<Task, Error> {
+    t: &TaskDraft,
+    audit: &AuditDraft,
+) -> Result<Written<Task>> {
     let run = |conn: &mut Connection| -> Result<Task> {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.prepare_cached(
             "INSERT INTO tasks (title, description, status, priority, progress_percent, assigned_to, \
              project_slug, parent_id, created_at, updated_at, version) \
@@ -271,18 +273,66 @@ pub(crate) fn insert_task(
         let id = tx.last_insert_rowid();
         insert_audit(&tx, id, audit)?;
         tx.commit()?;
-        Ok(Task { id, ..t.clone() })
+        Ok(t.clone().into_task(id))
     };
-    run(conn).map_err(|e| parent_error(e, t.parent_id))
+    // On an error the transaction was dropped, which rolled it back: nothing was written.
+    run(conn).map_or_else(
+        |e| refuse_missing_parent(e, t.parent_id),
+        |t| Ok(Written::Done(t)),
+    )
 }
 
-pub(crate) fn update_task(
-    conn: &mut Connection,
-    t: &Task,
-    audit: &AuditEntry,
-) -> Result<bool, Error> {
-    let run = |conn: &mut Connection| -> Result<bool> {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+/// Whether following `parent_id` from `parent` reaches `task` (`parent` itself included), on
+/// the data the transaction sees. `UNION` (not `UNION ALL`) drops ids already visited, so a
+/// cycle already stored ends the walk instead of looping.
+const REACHES: &str = "WITH RECURSIVE chain (id) AS ( \
+         SELECT ?1 \
+         UNION \
+         SELECT tasks.parent_id FROM tasks JOIN chain ON tasks.id = chain.id \
+         WHERE tasks.parent_id IS NOT NULL \
+     ) \
+     SELECT EXISTS (SELECT 1 FROM chain WHERE id = ?2)";
+
+/// The first invariant of `invariants` that does not hold, as a refusal; an error for an
+/// invariant this store does not know how to check.
+fn broken_invariant(tx: &Transaction<'_>, invariants: &[Invariant]) -> Result<Option<Conflict>> {
+    for invariant in invariants {
+        match *invariant {
+            Invariant::AcyclicParent { task, parent } => {
+                let cycle: bool = tx
+                    .prepare_cached(REACHES)?
+                    .query_row([parent, task], |r| r.get(0))?;
+                if cycle {
+                    return Ok(Some(Conflict::ParentCycle { parent }));
+                }
+            }
+            // A rule this store does not know cannot be checked, so the write must not happen.
+            other => return Err(SqliteError::UnknownInvariant(format!("{other:?}"))),
+        }
+    }
+    Ok(None)
+}
+
+/// The stored version of task `id`, if it exists.
+fn current_version(tx: &Transaction<'_>, id: i64) -> Result<Option<i64>> {
+    Ok(tx
+        .prepare_cached("SELECT version FROM tasks WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn update_task(conn: &mut Connection, write: &TaskWrite) -> Result<Written<()>> {
+    let t = &write.task;
+    let run = |conn: &mut Connection| -> Result<Written<()>> {
+        // IMMEDIATE takes SQLite's single write lock now, so from the version check to the
+        // commit no other writer (in this process or another) can change what the checks read.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if current_version(&tx, t.id)? != Some(write.expected_version) {
+            return Ok(Written::Stale);
+        }
+        if let Some(conflict) = broken_invariant(&tx, &write.invariants)? {
+            return Ok(Written::Refused(conflict));
+        }
         let changed = tx
             .prepare_cached(
                 "UPDATE tasks SET title = ?1, description = ?2, status = ?3, priority = ?4, \
@@ -301,51 +351,49 @@ pub(crate) fn update_task(
                 ts(&t.updated_at),
                 t.version,
                 t.id,
-                t.version - 1,
+                write.expected_version,
             ])?;
         if changed == 0 {
-            return Ok(false);
+            // Cannot happen under the write lock; still, never write an audit row for nothing.
+            return Ok(Written::Stale);
         }
-        insert_audit(&tx, t.id, audit)?;
+        insert_audit(&tx, t.id, &write.audit)?;
         tx.commit()?;
-        Ok(true)
+        Ok(Written::Done(()))
     };
-    run(conn).map_err(|e| parent_error(e, t.parent_id))
+    run(conn).or_else(|e| refuse_missing_parent(e, t.parent_id))
 }
 
 pub(crate) fn delete_task(
     conn: &mut Connection,
     id: i64,
-    version: i64,
-    audit: &AuditEntry,
-) -> Result<bool, Error> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(SqliteError::from)?;
-    let current: Option<i64> = tx
-        .prepare_cached("SELECT version FROM tasks WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
-        .map_err(SqliteError::from)?;
-    if current != Some(version) {
-        return Ok(false);
+    expected_version: i64,
+    audit: &AuditDraft,
+) -> Result<Written<()>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if current_version(&tx, id)? != Some(expected_version) {
+        return Ok(Written::Stale);
     }
-    let has_children: bool = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = ?1)")
-        .and_then(|mut s| s.query_row([id], |r| r.get(0)))
-        .map_err(SqliteError::from)?;
-    if has_children {
-        return Err(Error::HasSubtasks);
+    let has_subtasks: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = ?1)")?
+        .query_row([id], |r| r.get(0))?;
+    if has_subtasks {
+        return Ok(Written::Refused(Conflict::HasSubtasks));
     }
-    tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")
-        .and_then(|mut s| s.execute([id]))
-        .map_err(SqliteError::from)?;
+    let deleted = tx
+        .prepare_cached("DELETE FROM tasks WHERE id = ?1 AND version = ?2")?
+        .execute([id, expected_version])?;
+    if deleted == 0 {
+        // Cannot happen under the write lock; still, never write an audit row for nothing.
+        return Ok(Written::Stale);
+    }
     insert_audit(&tx, id, audit)?;
-    tx.commit().map_err(SqliteError::from)?;
-    Ok(true)
+    tx.commit()?;
+    Ok(Written::Done(()))
 }
 
 pub(crate) fn put_worker(conn: &mut Connection, w: &Worker) -> Result<Worker> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let stored = tx
         .prepare_cached(
             "INSERT INTO workers (id, type, name, created_at) VALUES (?1, ?2, ?3, ?4) \

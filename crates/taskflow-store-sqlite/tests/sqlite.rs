@@ -1,14 +1,46 @@
 //! Behaviour specific to the SQLite store: files, reopening, schema versions and settings.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rusqlite::Connection;
-use taskflow_core::model::{ActorType, Identity, NewTask, TaskFilter, TaskStatus};
-use taskflow_core::{Error, Store, TaskFlow};
+use taskflow_core::model::{
+    ActorType, AuditAction, AuditDraft, AuditFilter, Identity, NewTask, Priority, TaskDraft,
+    TaskFilter, TaskStatus, now,
+};
+use taskflow_core::{Conflict, Error, Invariant, Store, TaskFlow, TaskWrite, Written};
 use taskflow_store_sqlite::SqliteStore;
 
 fn admin() -> Identity {
     Identity::admin("root")
+}
+
+fn draft(title: &str) -> TaskDraft {
+    let at = now();
+    TaskDraft {
+        title: title.to_owned(),
+        description: None,
+        status: TaskStatus::Pending,
+        priority: Priority::Medium,
+        progress_percent: 0,
+        assigned_to: None,
+        project_slug: None,
+        parent_id: None,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+fn row(action: AuditAction) -> AuditDraft {
+    AuditDraft {
+        project_slug: None,
+        actor_id: "root".to_owned(),
+        actor_type: ActorType::Human,
+        action,
+        context: None,
+        timestamp: now(),
+    }
 }
 
 #[tokio::test]
@@ -232,5 +264,106 @@ async fn readers_see_committed_writes_immediately() {
             .unwrap();
         assert_eq!(page.total, i + 1);
         assert_eq!(flow.get_task(&admin(), t.id).await.unwrap(), t);
+    }
+}
+
+/// The cycle check walks `parent_id` with `UNION`, so a cycle already in the file (which the
+/// store never writes) ends the walk. With `UNION ALL` the walk would never end; the test runs
+/// on its own runtime so that it then fails after 10 s instead of hanging on the spinning
+/// blocking thread.
+#[test]
+fn a_cycle_already_stored_ends_the_cycle_check() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reparent_around_a_stored_cycle = async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let mut ids = Vec::new();
+        for title in ["a", "b", "c"] {
+            match store
+                .insert_task(&draft(title), &row(AuditAction::Created))
+                .await
+            {
+                Ok(Written::Done(t)) => ids.push(t.id),
+                other => panic!("insert {title}: {other:?}"),
+            }
+        }
+        let [a, b, c] = ids[..] else { unreachable!() };
+        // A cycle that the store would never write, written behind its back: a -> b -> a.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE tasks SET parent_id = ?1 WHERE id = ?2", [b, a])
+            .unwrap();
+        conn.execute("UPDATE tasks SET parent_id = ?1 WHERE id = ?2", [a, b])
+            .unwrap();
+
+        let reparent = |task: i64, parent: i64| {
+            let store = store.clone();
+            async move {
+                let mut next = store.get_task(task).await.unwrap().unwrap();
+                let expected_version = next.version;
+                next.parent_id = Some(parent);
+                next.version += 1;
+                let write = TaskWrite {
+                    task: next,
+                    expected_version,
+                    audit: row(AuditAction::Updated),
+                    invariants: vec![Invariant::AcyclicParent { task, parent }],
+                };
+                store.update_task(&write).await.unwrap()
+            }
+        };
+        // The walk from a goes a -> b -> a and stops there: it never reaches c.
+        assert_eq!(reparent(c, a).await, Written::Done(()));
+        // a under b is refused: the walk from b reaches a.
+        assert_eq!(
+            reparent(a, b).await,
+            Written::Refused(Conflict::ParentCycle { parent: b })
+        );
+        assert_eq!(store.get_task(c).await.unwrap().unwrap().parent_id, Some(a));
+    };
+    let outcome = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), reparent_around_a_stored_cycle).await
+    });
+    rt.shutdown_background();
+    outcome.expect("the cycle check ends on a stored cycle");
+}
+
+#[tokio::test]
+async fn an_unknown_stored_action_is_a_corrupt_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let flow = TaskFlow::new(Arc::new(SqliteStore::open(&path).await.unwrap()));
+    let task = flow
+        .create_task(&admin(), NewTask::titled("t"))
+        .await
+        .unwrap();
+    let trail = flow.task_audit(&admin(), task.id).await.unwrap();
+    assert_eq!(trail[0].action, AuditAction::Created);
+    let stored: String = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT action FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, "created", "the action is stored as its text");
+
+    Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE audit_log SET action = 'teleported'", [])
+        .unwrap();
+    for err in [
+        flow.task_audit(&admin(), task.id).await.unwrap_err(),
+        flow.list_audit(&admin(), &AuditFilter::default())
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, Error::Backend(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "SQLite store: stored action \"teleported\" is not valid: action: must be one of \
+             'created', 'started', 'progressed', 'review_requested', 'changes_requested', \
+             'completed', 'blocked', 'unblocked', 'updated', 'deleted'"
+        );
     }
 }
