@@ -22,7 +22,9 @@ use crate::{DynStore, Error, Result};
 /// # async fn main() -> taskflow::Result<()> {
 /// let store = taskflow::open("sqlite::memory:").await?;
 /// store.ping().await?;
-/// let err = taskflow::open("mysql://db/tasks").await.unwrap_err();
+/// let Err(err) = taskflow::open("mysql://db/tasks").await else {
+///     panic!("MySQL is not a taskflow store");
+/// };
 /// assert!(err.to_string().starts_with("DATABASE_URL: unsupported URL 'mysql:…'"));
 /// # Ok(())
 /// # }
@@ -55,7 +57,9 @@ fn missing(feature: &str) -> Error {
 
 #[cfg(feature = "sqlite")]
 async fn open_sqlite(url: &str) -> Result<DynStore> {
-    Ok(Arc::new(taskflow_store_sqlite::SqliteStore::connect(url).await?))
+    Ok(Arc::new(
+        taskflow_store_sqlite::SqliteStore::connect(url).await?,
+    ))
 }
 
 #[cfg(not(feature = "sqlite"))]

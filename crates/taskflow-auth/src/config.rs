@@ -119,7 +119,9 @@ impl AuthConfig {
     /// A JWKS verifier warms its cache but starts anyway when the key set cannot be fetched
     /// yet: it retries on its own (see [`JwksVerifier`]). Unset `JWT_ISSUER`/`JWT_AUDIENCE`
     /// without `AUTH_SERVER_URL` waive those checks, with a warning in the log.
-    pub async fn verifier(&self) -> Result<(Arc<dyn Verifier>, Option<String>), crate::ConfigError> {
+    pub async fn verifier(
+        &self,
+    ) -> Result<(Arc<dyn Verifier>, Option<String>), crate::ConfigError> {
         match self {
             AuthConfig::Dev => {
                 let dev = DevAuth::ed25519_ephemeral()?;

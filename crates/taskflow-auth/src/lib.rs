@@ -94,8 +94,8 @@ pub mod test_support;
 use async_trait::async_trait;
 
 pub use alg::{Algorithm, UnknownAlgorithm};
-pub use config::{AuthConfig, DEV_TOKEN_TTL, EnvError, csv};
 pub use claims::{DEFAULT_TOKEN_TTL, TokenClaims, unix_time};
+pub use config::{AuthConfig, DEV_TOKEN_TTL, EnvError, csv};
 pub use dev::DevAuth;
 pub use error::{AuthError, ConfigError, MintError};
 pub use jwks::{BETTER_AUTH_JWKS_PATH, CacheInfo, JwksVerifier, JwksVerifierBuilder, defaults};

@@ -21,7 +21,7 @@
 //!
 //! A call flows like this: [`TaskFlow`] reads the task from the store, asks
 //! [`lifecycle`] for the next task and its audit row (or a typed refusal), checks the caller's
-//! [`Precondition`], and hands both to [`Store::update_task`], a compare-and-set on `version`
+//! [`Precondition`](model::Precondition), and hands both to [`Store::update_task`], a compare-and-set on `version`
 //! that writes the change and its audit row in one transaction. A lost race re-reads and
 //! re-decides.
 //!

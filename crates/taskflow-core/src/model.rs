@@ -380,7 +380,7 @@ mod double_option {
 
 /// What a write expects to find: the compare-and-set condition a caller states (HTTP
 /// `If-Match`). A task at any other version is refused with
-/// [`Error::VersionMismatch`](crate::Error::VersionMismatch).
+/// [`Error::VersionMismatch`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Precondition {

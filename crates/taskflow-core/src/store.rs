@@ -50,7 +50,8 @@ pub trait Store: Send + Sync + 'static {
     /// writes `write.audit` about it, in one transaction, after checking `write.invariants`
     /// inside that transaction. [`Written::Stale`] when the task is at another version or gone;
     /// [`Written::Refused`] when an invariant or the parent would not hold. Either way nothing
-    /// was written.
+    /// was written. The version is checked first. An invariant the store does not know (the
+    /// enum grows) fails the write with a backend error; it is never skipped.
     async fn update_task(&self, write: &TaskWrite) -> Result<Written<()>>;
 
     /// Compare-and-set delete: if task `id` is at `expected_version`, removes it and writes

@@ -623,12 +623,7 @@ impl Api {
     ) -> Result<WorkerResponse> {
         let worker = self
             .flow
-            .put_worker(
-                &auth.identity(),
-                &id.0,
-                body.0.worker_type.0,
-                body.0.name,
-            )
+            .put_worker(&auth.identity(), &id.0, body.0.worker_type.0, body.0.name)
             .await?;
         Ok(WorkerResponse::Ok(Json(worker.into())))
     }

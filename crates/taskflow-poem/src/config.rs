@@ -71,7 +71,10 @@ impl ServerConfig {
         let port = match get("PORT") {
             None => 8000,
             Some(p) => p.trim().parse().map_err(|_| {
-                EnvError::new("PORT", format!("must be a port number 0..=65535, got '{p}'"))
+                EnvError::new(
+                    "PORT",
+                    format!("must be a port number 0..=65535, got '{p}'"),
+                )
             })?,
         };
         let log_level = get("LOG_LEVEL").unwrap_or_else(|| "info".to_owned());

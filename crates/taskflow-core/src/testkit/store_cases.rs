@@ -1,4 +1,4 @@
-//! The store contract, tested on [`Store`] itself. Each case gets a fresh, empty store.
+//! The store contract, tested on [`Store`](crate::Store) itself. Each case gets a fresh, empty store.
 
 use std::collections::HashSet;
 use std::sync::Arc;
