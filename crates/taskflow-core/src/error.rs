@@ -74,6 +74,37 @@ pub enum Error {
     #[error("Task has subtasks")]
     HasSubtasks,
 
+    /// The task cannot be deleted while other tasks depend on it (HTTP 409).
+    #[error("Task has dependents")]
+    HasDependents,
+
+    /// The caller named a fence that is not the task's: its lease was lost to a newer holder
+    /// (HTTP 409). Checked before the lifecycle.
+    #[error("Lease lost: task is at fence {current_fence}")]
+    LeaseLost {
+        /// The task's fence now.
+        current_fence: i64,
+    },
+
+    /// The task cannot start while tasks it depends on are unfinished (HTTP 400).
+    #[error("Task is waiting on unfinished dependencies: {}", join_ids(ids))]
+    WaitingOnDependencies {
+        /// The unfinished dependencies, ascending.
+        ids: Vec<i64>,
+    },
+
+    /// A heartbeat for a task that holds no lease (HTTP 400).
+    #[error("Task has no lease")]
+    NoLease,
+
+    /// The store does not offer what this operation needs (HTTP 501), e.g. a custom store
+    /// without the work queue capability.
+    #[error("This store does not support {operation}")]
+    Unsupported {
+        /// What was asked, e.g. `dependencies`.
+        operation: &'static str,
+    },
+
     /// The database cannot be reached right now: refused, timed out, or shutting down (HTTP
     /// 503). Nothing was written; the same call may succeed once the database is back. The text
     /// says why (`connection refused`, `the SQLite store is closed`) and never carries the
@@ -94,6 +125,8 @@ pub enum Entity {
     Task,
     /// A worker registry entry.
     Worker,
+    /// A dependency edge between two tasks.
+    Dependency,
 }
 
 impl fmt::Display for Entity {
@@ -101,6 +134,7 @@ impl fmt::Display for Entity {
         f.write_str(match self {
             Entity::Task => "Task",
             Entity::Worker => "Worker",
+            Entity::Dependency => "Dependency",
         })
     }
 }
@@ -122,6 +156,10 @@ pub enum Permission {
     Unblock,
     /// Taking a task away from its assignee.
     Reassign,
+    /// Giving an `in_progress` task back to the queue.
+    Release,
+    /// Extending the lease on a task.
+    Heartbeat,
     /// Deleting a task (admin only).
     Delete,
     /// Registering a worker (admin only).
@@ -142,6 +180,8 @@ impl Permission {
             Permission::Block => "block",
             Permission::Unblock => "unblock",
             Permission::Reassign => "reassign",
+            Permission::Release => "release",
+            Permission::Heartbeat => "extend the lease on",
             Permission::Delete => "delete",
             Permission::RegisterWorker => "register",
         }
@@ -160,6 +200,13 @@ impl fmt::Display for Permission {
             )
         }
     }
+}
+
+fn join_ids(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Error {

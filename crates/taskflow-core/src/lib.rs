@@ -43,12 +43,13 @@
 //! let alice = Actor::new(&Identity::user("alice"), ActorType::Agent);
 //! let created = lifecycle::create(NewTask::titled("Write docs"), &alice, now()).unwrap();
 //! let task = created.task.into_task(1);
-//! let started = lifecycle::apply(&task, &Action::Start, &alice, now()).unwrap();
+//! let start = Action::Start { lease_seconds: None };
+//! let started = lifecycle::apply(&task, &start, &alice, now()).unwrap();
 //! assert_eq!(started.task.status, TaskStatus::InProgress);
 //! assert_eq!(started.task.assigned_to.as_deref(), Some("alice"));
 //! assert_eq!(started.audit.action, AuditAction::Started);
 //!
-//! let again = lifecycle::apply(&started.task, &Action::Start, &alice, now()).unwrap_err();
+//! let again = lifecycle::apply(&started.task, &start, &alice, now()).unwrap_err();
 //! assert!(matches!(
 //!     again,
 //!     Error::InvalidTransition { action: Move::Start, from: TaskStatus::InProgress }
@@ -62,6 +63,7 @@ pub mod lifecycle;
 mod memory;
 pub mod model;
 mod operation;
+mod queue;
 mod service;
 mod store;
 pub mod validate;
@@ -74,4 +76,7 @@ pub use error::{BoxError, Entity, Error, Permission, Result};
 pub use memory::MemoryStore;
 pub use operation::{Command, Outcome};
 pub use service::TaskFlow;
-pub use store::{Conflict, DynStore, Invariant, Store, TaskWrite, Written};
+pub use store::{
+    Claim, ClaimDecision, Conflict, Dependencies, DependencyWrite, DynStore, EdgeChange, Invariant,
+    LeaseWrite, QueueStore, Store, TaskWrite, Written,
+};

@@ -14,17 +14,25 @@
 //! | complete (`completed`) | `in_progress`, `review` | `completed` | `progress_percent` = 100 |
 //! | block (`blocked`) | `pending`, `in_progress`, `review` | `blocked` | |
 //! | unblock (`unblocked`) | `blocked` | `in_progress` if assigned, else `pending` | |
+//! | release (`released`) | `in_progress` | `pending` | `assigned_to` cleared, progress kept |
+//! | expire (`lease_expired`, by taskflow) | `in_progress`, lease run out | `pending` | `assigned_to` cleared |
+//!
+//! Every start (claim-next and a PATCH to `in_progress` included) adds one to the task's
+//! `fence` and, when asked for one, grants a lease; leaving `in_progress` clears the lease. A
+//! heartbeat extends a lease without changing the task's version.
 //!
 //! The default policy: anyone may create, edit fields and start. Progress, submit, block and
 //! unblock belong to the assignee (anyone while unassigned) or an admin. Complete from
 //! `in_progress` belongs to the assignee (anyone while unassigned) or an admin; from `review`,
-//! anyone may complete or request changes. Delete and worker registration are admin only.
+//! anyone may complete or request changes. Release and heartbeat belong to the assignee or an
+//! admin. Delete and worker registration are admin only.
 
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Permission, Result};
 use crate::model::{
-    Actor, AuditAction, AuditDraft, NewTask, Task, TaskDraft, TaskPatch, TaskStatus, Timestamp,
+    Actor, ActorType, AuditAction, AuditDraft, NewTask, Priority, SYSTEM_ACTOR, Task, TaskDraft,
+    TaskPatch, TaskStatus, Timestamp,
 };
 use crate::validate;
 
@@ -32,8 +40,13 @@ use crate::validate;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "move", rename_all = "snake_case")]
 pub enum Action {
-    /// Claim a pending task and begin work on it.
-    Start,
+    /// Claim a pending task and begin work on it, with a lease of this many seconds if given
+    /// (10..=86400).
+    Start {
+        /// The lease to hold, in seconds; none means the task is held until let go.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease_seconds: Option<i64>,
+    },
     /// Report progress on a task in progress.
     Progress {
         /// 0..=100.
@@ -54,6 +67,8 @@ pub enum Action {
     },
     /// Lift a block.
     Unblock,
+    /// Give an `in_progress` task back: `pending` and unassigned, progress kept.
+    Release,
 }
 
 /// The outcome of a legal change: the task as it must be stored, and its audit row.
@@ -66,6 +81,8 @@ pub struct Transition {
     pub task: Task,
     /// The one audit row that records the change.
     pub audit: AuditDraft,
+    /// The row of the lifecycle table the change took, if it moved the task.
+    pub moved: Option<Move>,
 }
 
 /// A new task and its `created` audit row, for the store to insert together.
@@ -95,6 +112,8 @@ pub enum Move {
     Block,
     /// `blocked` → `in_progress` if assigned, else `pending`.
     Unblock,
+    /// `in_progress` → `pending`, unassigned.
+    Release,
 }
 
 /// The moves a status-changing PATCH may stand for, tried in this order.
@@ -120,6 +139,7 @@ impl Move {
             (Move::Complete, InProgress | Review) => Some(Completed),
             (Move::Block, Pending | InProgress | Review) => Some(Blocked),
             (Move::Unblock, Blocked) => Some(if assigned { InProgress } else { Pending }),
+            (Move::Release, InProgress) => Some(Pending),
             _ => None,
         }
     }
@@ -135,6 +155,7 @@ impl Move {
             Move::Complete => format!("Cannot complete task with status '{from}'"),
             Move::Block => format!("Cannot block task with status '{from}'"),
             Move::Unblock => "Task must be blocked".to_owned(),
+            Move::Release => format!("Cannot release task with status '{from}'"),
         }
     }
 
@@ -148,6 +169,7 @@ impl Move {
             Move::SubmitForReview => Permission::SubmitForReview,
             Move::Block => Permission::Block,
             Move::Unblock => Permission::Unblock,
+            Move::Release => Permission::Release,
         };
         owner_or_admin(task, actor, permission)
     }
@@ -162,16 +184,28 @@ impl Move {
             Move::Complete => AuditAction::Completed,
             Move::Block => AuditAction::Blocked,
             Move::Unblock => AuditAction::Unblocked,
+            Move::Release => AuditAction::Released,
         }
     }
 
-    /// Applies the move's effects (status and side effects) to `task`.
+    /// Applies the move's effects (status and side effects) to `task`. A start takes a new
+    /// fence; leaving `in_progress` drops the lease.
     fn apply_effects(self, task: &mut Task, to: TaskStatus, actor: &Actor) {
         task.status = to;
         match self {
-            Move::Start => task.assigned_to = Some(actor.id.clone()),
+            Move::Start => {
+                task.assigned_to = Some(actor.id.clone());
+                task.fence += 1;
+                task.lease_expires_at = None;
+                task.lease_seconds = None;
+            }
             Move::Complete => task.progress_percent = 100,
+            Move::Release => task.assigned_to = None,
             _ => {}
+        }
+        if to != TaskStatus::InProgress {
+            task.lease_expires_at = None;
+            task.lease_seconds = None;
         }
     }
 }
@@ -180,13 +214,14 @@ impl Action {
     /// The row of the lifecycle table this action asks for.
     pub fn as_move(&self) -> Move {
         match self {
-            Action::Start => Move::Start,
+            Action::Start { .. } => Move::Start,
             Action::Progress { .. } => Move::Progress,
             Action::SubmitForReview => Move::SubmitForReview,
             Action::RequestChanges => Move::RequestChanges,
             Action::Complete => Move::Complete,
             Action::Block { .. } => Move::Block,
             Action::Unblock => Move::Unblock,
+            Action::Release => Move::Release,
         }
     }
 
@@ -199,6 +234,9 @@ impl Action {
                 validate::optional_text("note", note.as_deref())
             }
             Action::Block { reason } => validate::optional_text("reason", reason.as_deref()),
+            Action::Start {
+                lease_seconds: Some(seconds),
+            } => validate::lease_seconds(*seconds).map(drop),
             _ => Ok(()),
         }
     }
@@ -265,11 +303,148 @@ pub fn apply(task: &Task, action: &Action, actor: &Actor, now: Timestamp) -> Res
             Some(json!({ "percent": percent, "note": note }))
         }
         Action::Block { reason } => Some(json!({ "reason": reason })),
+        Action::Start {
+            lease_seconds: Some(seconds),
+        } => {
+            grant_lease(&mut next, *seconds, now);
+            Some(json!({ "fence": next.fence, "lease_seconds": seconds }))
+        }
+        Action::Release => Some(json!({ "fence": next.fence })),
         _ => None,
     };
     bump(&mut next, now);
     let audit = audit(&next.project_slug, actor, mv.audit_action(), context, now);
-    Ok(Transition { task: next, audit })
+    Ok(Transition {
+        task: next,
+        audit,
+        moved: Some(mv),
+    })
+}
+
+fn grant_lease(task: &mut Task, seconds: i64, now: Timestamp) {
+    task.lease_expires_at = Some(now + chrono::Duration::seconds(seconds));
+    task.lease_seconds = Some(seconds);
+}
+
+/// Claim-next's start: the same move as [`Action::Start`], with a lease, recorded as a
+/// `started` row with context `{"claimed": true, "fence": n, "lease_seconds": n}`.
+pub fn claim(task: &Task, actor: &Actor, lease_seconds: i64, now: Timestamp) -> Result<Transition> {
+    let mut transition = apply(
+        task,
+        &Action::Start {
+            lease_seconds: Some(lease_seconds),
+        },
+        actor,
+        now,
+    )?;
+    transition.audit.context = Some(json!({
+        "claimed": true,
+        "fence": transition.task.fence,
+        "lease_seconds": lease_seconds,
+    }));
+    Ok(transition)
+}
+
+/// A heartbeat: the lease `task`'s holder keeps, renewed to now + `lease_seconds` (default: the
+/// length it was granted with). Not a change of the task: no version bump, no audit row.
+/// Refused with [`Error::NoLease`] when the task holds none, and by the policy for anyone but
+/// the assignee or an admin. Returns the new expiry and length.
+pub fn heartbeat(
+    task: &Task,
+    actor: &Actor,
+    lease_seconds: Option<i64>,
+    now: Timestamp,
+) -> Result<(Timestamp, i64)> {
+    if let Some(seconds) = lease_seconds {
+        validate::lease_seconds(seconds)?;
+    }
+    let (TaskStatus::InProgress, Some(_), Some(granted)) =
+        (task.status, task.lease_expires_at, task.lease_seconds)
+    else {
+        return Err(Error::NoLease);
+    };
+    owner_or_admin(task, actor, Permission::Heartbeat)?;
+    let seconds = lease_seconds.unwrap_or(granted);
+    Ok((now + chrono::Duration::seconds(seconds), seconds))
+}
+
+/// Whether `task`'s lease has run out at `now`.
+pub fn lease_expired(task: &Task, now: Timestamp) -> bool {
+    task.status == TaskStatus::InProgress && task.lease_expires_at.is_some_and(|at| at <= now)
+}
+
+/// Reclaims a task whose lease ran out: back to `pending`, unassigned, lease cleared, recorded
+/// as `lease_expired` by taskflow itself (actor `taskflow`, type `system`) with context
+/// `{"assignee": <old>, "fence": n}`. `None` when the lease has not run out.
+pub fn expire(task: &Task, now: Timestamp) -> Option<Transition> {
+    if !lease_expired(task, now) {
+        return None;
+    }
+    let system = Actor {
+        id: SYSTEM_ACTOR.to_owned(),
+        actor_type: ActorType::System,
+        admin: true,
+    };
+    let mut next = task.clone();
+    next.status = TaskStatus::Pending;
+    next.assigned_to = None;
+    next.lease_expires_at = None;
+    next.lease_seconds = None;
+    bump(&mut next, now);
+    let context = json!({ "assignee": task.assigned_to, "fence": task.fence });
+    let audit = audit(
+        &next.project_slug,
+        &system,
+        AuditAction::LeaseExpired,
+        Some(context),
+        now,
+    );
+    Some(Transition {
+        task: next,
+        audit,
+        moved: None,
+    })
+}
+
+/// Whether a task in `status` counts as finished for the tasks that depend on it.
+pub fn is_finished(status: TaskStatus) -> bool {
+    status == TaskStatus::Completed
+}
+
+/// What makes a task ready, for stores that select the ready queue themselves: a task is
+/// *ready for* a caller when it is in `ready` status, unassigned or assigned to that caller,
+/// and every task it depends on is in `finished` status. The queue is ordered by `urgency`
+/// (most urgent first), then by id. Stores bind these values; they never spell them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadyRule {
+    /// The status a ready task is in.
+    pub ready: TaskStatus,
+    /// The status a dependency must be in for it to count as done.
+    pub finished: TaskStatus,
+    /// Priorities, most urgent first.
+    pub urgency: [Priority; 4],
+}
+
+/// The ready rule of the default lifecycle.
+pub const READY: ReadyRule = ReadyRule {
+    ready: TaskStatus::Pending,
+    finished: TaskStatus::Completed,
+    urgency: [
+        Priority::Critical,
+        Priority::High,
+        Priority::Medium,
+        Priority::Low,
+    ],
+};
+
+impl ReadyRule {
+    /// The rank of `priority` in the queue: 0 for the most urgent.
+    pub fn rank(&self, priority: Priority) -> usize {
+        self.urgency
+            .iter()
+            .position(|p| *p == priority)
+            .unwrap_or(self.urgency.len())
+    }
 }
 
 /// The fields a caller sets, of a stored task or of a draft, as they appear in audit contexts
@@ -373,6 +548,7 @@ pub fn create(new: NewTask, actor: &Actor, now: Timestamp) -> Result<Creation> {
         created_at: now,
         updated_at: now,
         version: 1,
+        fence: 0,
     };
     let fields = Fields::from(&task);
     let context: Map<String, Value> = FIELDS
@@ -445,6 +621,7 @@ pub fn apply_patch(
     }
 
     let reassigned = next.assigned_to != task.assigned_to;
+    let mut moved = None;
     if let Some(to) = patch.status.filter(|&to| to != task.status) {
         let assigned = next.assigned_to.is_some();
         let mv = PATCH_MOVES
@@ -456,6 +633,7 @@ pub fn apply_patch(
             })?;
         mv.authorize(task, actor)?;
         mv.apply_effects(&mut next, to, actor);
+        moved = Some(mv);
     }
     if reassigned {
         owner_or_admin(task, actor, Permission::Reassign)?;
@@ -478,7 +656,11 @@ pub fn apply_patch(
         Some(Value::Object(changed)),
         now,
     );
-    Ok(Some(Transition { task: next, audit }))
+    Ok(Some(Transition {
+        task: next,
+        audit,
+        moved,
+    }))
 }
 
 /// Authorizes a delete (admin only) and builds its `deleted` audit row.
@@ -513,6 +695,9 @@ mod tests {
             created_at: t,
             updated_at: t,
             version: 3,
+            fence: 0,
+            lease_expires_at: None,
+            lease_seconds: None,
         }
     }
 
@@ -534,6 +719,7 @@ mod tests {
             (Move::Block, InProgress, Blocked),
             (Move::Block, Review, Blocked),
             (Move::Unblock, Blocked, InProgress),
+            (Move::Release, InProgress, Pending),
         ];
         let moves = [
             Move::Start,
@@ -543,6 +729,7 @@ mod tests {
             Move::Complete,
             Move::Block,
             Move::Unblock,
+            Move::Release,
         ];
         let mut legal = 0;
         for mv in moves {
@@ -566,12 +753,68 @@ mod tests {
     #[test]
     fn start_assigns_and_bumps() {
         let t = task(TaskStatus::Pending, None);
-        let tr = apply(&t, &Action::Start, &alice(), now()).unwrap();
+        let tr = apply(&t, &Action::Start { lease_seconds: None }, &alice(), now()).unwrap();
         assert_eq!(tr.task.status, TaskStatus::InProgress);
         assert_eq!(tr.task.assigned_to.as_deref(), Some("alice"));
         assert_eq!(tr.task.version, 4);
         assert_eq!(tr.audit.action, AuditAction::Started);
         assert_eq!(tr.audit.project_slug.as_deref(), Some("p"));
+        assert_eq!(tr.task.fence, 1, "every start takes a new fence");
+        assert_eq!(tr.task.lease_expires_at, None);
+        assert_eq!(tr.moved, Some(Move::Start));
+    }
+
+    #[test]
+    fn leases_are_granted_kept_and_dropped() {
+        let at = now();
+        let t = task(TaskStatus::Pending, None);
+        let started = apply(
+            &t,
+            &Action::Start {
+                lease_seconds: Some(60),
+            },
+            &alice(),
+            at,
+        )
+        .unwrap()
+        .task;
+        assert_eq!(started.lease_expires_at, Some(at + chrono::Duration::seconds(60)));
+        assert_eq!(started.lease_seconds, Some(60));
+        let (until, secs) = heartbeat(&started, &alice(), None, at).unwrap();
+        assert_eq!((until, secs), (at + chrono::Duration::seconds(60), 60));
+        let bob = Actor::new(&Identity::user("bob"), ActorType::Human);
+        assert_eq!(
+            heartbeat(&started, &bob, None, at).unwrap_err().to_string(),
+            "Only the assignee or an admin can extend the lease on this task"
+        );
+        let progressed = apply(
+            &started,
+            &Action::Progress {
+                percent: 5,
+                note: None,
+            },
+            &alice(),
+            at,
+        )
+        .unwrap()
+        .task;
+        assert_eq!(progressed.lease_seconds, Some(60), "staying in progress keeps it");
+        let done = apply(&progressed, &Action::Complete, &alice(), at).unwrap().task;
+        assert_eq!((done.lease_expires_at, done.lease_seconds), (None, None));
+        assert!(matches!(heartbeat(&done, &alice(), None, at), Err(Error::NoLease)));
+
+        let later = at + chrono::Duration::seconds(61);
+        assert!(expire(&started, at).is_none(), "not yet");
+        let expired = expire(&started, later).unwrap();
+        assert_eq!(expired.task.status, TaskStatus::Pending);
+        assert_eq!(expired.task.assigned_to, None);
+        assert_eq!(expired.task.fence, started.fence);
+        assert_eq!(expired.audit.actor_id, "taskflow");
+        assert_eq!(expired.audit.actor_type, ActorType::System);
+        assert_eq!(
+            expired.audit.context,
+            Some(json!({"assignee": "alice", "fence": 1}))
+        );
     }
 
     #[test]

@@ -20,16 +20,21 @@
 //! # }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
+use crate::lifecycle::ReadyRule;
 use crate::model::{
-    AuditDraft, AuditEntry, AuditFilter, Page, Paging, Task, TaskDraft, TaskFilter, Worker,
+    AuditDraft, AuditEntry, AuditFilter, Page, Paging, ReadyFilter, Task, TaskDraft, TaskFilter,
+    Timestamp, Worker,
 };
-use crate::store::{Conflict, Invariant, Store, TaskWrite, Written};
+use crate::store::{
+    Claim, Conflict, Dependencies, DependencyWrite, EdgeChange, Invariant, LeaseWrite,
+    QueueStore, Store, TaskWrite, Written,
+};
 
 /// A [`Store`] in memory. Cheap to clone; clones share the data.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +47,8 @@ struct State {
     tasks: BTreeMap<i64, Task>,
     audit: Vec<AuditEntry>,
     workers: BTreeMap<String, Worker>,
+    /// `(task, depends_on)` edges.
+    edges: BTreeSet<(i64, i64)>,
     last_task_id: i64,
     last_audit_id: i64,
     closed: bool,
@@ -93,6 +100,52 @@ impl State {
             next = self.tasks.get(&id).and_then(|t| t.parent_id);
         }
         false
+    }
+
+    /// Whether following dependency edges from `from` reaches `target`.
+    fn depends_transitively(&self, from: i64, target: i64) -> bool {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from];
+        while let Some(id) = todo.pop() {
+            if id == target {
+                return true;
+            }
+            if seen.insert(id) {
+                todo.extend(
+                    self.edges
+                        .range((id, i64::MIN)..=(id, i64::MAX))
+                        .map(|(_, d)| *d),
+                );
+            }
+        }
+        false
+    }
+
+    /// Whether `task` is ready for `actor_id` under `rule`.
+    fn is_ready(&self, task: &Task, actor_id: &str, rule: &ReadyRule) -> bool {
+        task.status == rule.ready
+            && task.assigned_to.as_deref().is_none_or(|a| a == actor_id)
+            && self
+                .edges
+                .range((task.id, i64::MIN)..=(task.id, i64::MAX))
+                .all(|(_, d)| self.tasks.get(d).is_some_and(|t| t.status == rule.finished))
+    }
+
+    /// The ready queue of `actor_id`, in queue order.
+    fn ready<'a>(
+        &'a self,
+        actor_id: &str,
+        project: &Option<String>,
+        rule: &ReadyRule,
+    ) -> Vec<&'a Task> {
+        let mut ready: Vec<&Task> = self
+            .tasks
+            .values()
+            .filter(|t| project.is_none() || t.project_slug == *project)
+            .filter(|t| self.is_ready(t, actor_id, rule))
+            .collect();
+        ready.sort_by_key(|t| (rule.rank(t.priority), t.id));
+        ready
     }
 
     fn check_parent(&self, parent: Option<i64>) -> Option<Conflict> {
@@ -192,7 +245,11 @@ impl Store for MemoryStore {
             if s.tasks.values().any(|t| t.parent_id == Some(id)) {
                 return Written::Refused(Conflict::HasSubtasks);
             }
+            if s.edges.iter().any(|(_, d)| *d == id) {
+                return Written::Refused(Conflict::HasDependents);
+            }
             s.tasks.remove(&id);
+            s.edges.retain(|(t, _)| *t != id);
             s.append_audit(id, audit);
             Written::Done(())
         })
@@ -251,5 +308,119 @@ impl Store for MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
             .closed = true;
         Ok(())
+    }
+
+    fn queue(&self) -> Option<&dyn QueueStore> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl QueueStore for MemoryStore {
+    async fn dependencies(&self, task_id: i64) -> Result<Dependencies> {
+        self.with(|s| Dependencies {
+            depends_on: s
+                .edges
+                .range((task_id, i64::MIN)..=(task_id, i64::MAX))
+                .filter_map(|(_, d)| s.tasks.get(d).map(|t| (*d, t.status)))
+                .collect(),
+            dependents: s
+                .edges
+                .iter()
+                .filter(|(_, d)| *d == task_id)
+                .map(|(t, _)| *t)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        })
+    }
+
+    async fn write_dependency(&self, write: &DependencyWrite) -> Result<Written<()>> {
+        self.with(|s| {
+            let id = write.task.id;
+            match s.tasks.get(&id) {
+                Some(stored) if stored.version == write.expected_version => {}
+                _ => return Written::Stale,
+            }
+            match write.change {
+                EdgeChange::Add { depends_on } => {
+                    if !s.tasks.contains_key(&depends_on) {
+                        return Written::Refused(Conflict::DependencyMissing { depends_on });
+                    }
+                    if s.edges.contains(&(id, depends_on)) {
+                        return Written::Refused(Conflict::DependencyExists { depends_on });
+                    }
+                    if s.depends_transitively(depends_on, id) {
+                        return Written::Refused(Conflict::DependencyCycle { depends_on });
+                    }
+                    s.edges.insert((id, depends_on));
+                }
+                EdgeChange::Remove { depends_on } => {
+                    if !s.edges.remove(&(id, depends_on)) {
+                        return Written::Refused(Conflict::NoSuchDependency { depends_on });
+                    }
+                }
+            }
+            let created_at = s.tasks.get(&id).map(|t| t.created_at);
+            let mut next = write.task.clone();
+            if let Some(created_at) = created_at {
+                next.created_at = created_at;
+            }
+            s.tasks.insert(id, next);
+            s.append_audit(id, &write.audit);
+            Written::Done(())
+        })
+    }
+
+    async fn ready_tasks(
+        &self,
+        actor_id: &str,
+        filter: &ReadyFilter,
+        rule: &ReadyRule,
+    ) -> Result<Page<Task>> {
+        self.with(|s| page(s.ready(actor_id, &filter.project, rule), filter.paging))
+    }
+
+    async fn claim_next(&self, claim: &Claim) -> Result<Option<Task>> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.closed {
+            return Err(Error::unavailable(Closed));
+        }
+        let Some(first) = state
+            .ready(&claim.actor.id, &claim.project, &claim.rule)
+            .first()
+            .map(|t| (*t).clone())
+        else {
+            return Ok(None);
+        };
+        let transition = (claim.decide)(&first)?;
+        state.tasks.insert(first.id, transition.task.clone());
+        state.append_audit(first.id, &transition.audit);
+        Ok(Some(transition.task))
+    }
+
+    async fn extend_lease(&self, write: &LeaseWrite) -> Result<Written<()>> {
+        self.with(|s| match s.tasks.get_mut(&write.id) {
+            Some(task) if task.version == write.expected_version => {
+                task.lease_expires_at = Some(write.lease_expires_at);
+                task.lease_seconds = Some(write.lease_seconds);
+                Written::Done(())
+            }
+            _ => Written::Stale,
+        })
+    }
+
+    async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>> {
+        self.with(|s| {
+            let mut expired: Vec<Task> = s
+                .tasks
+                .values()
+                .filter(|t| crate::lifecycle::lease_expired(t, now))
+                .cloned()
+                .collect();
+            expired.sort_by_key(|t| (t.lease_expires_at, t.id));
+            expired.truncate(limit as usize);
+            expired
+        })
     }
 }

@@ -151,14 +151,47 @@ string_enum!(
 string_enum!(
     /// Whether an actor is a person or an AI agent, as recorded in the worker registry.
     #[derive(Default)]
-    ActorType, "type", "A human or an AI agent." {
+    ActorType, "actor_type", "A human, an AI agent, or taskflow itself." {
         /// A person. Every actor without a worker row is human; the default.
+        #[default]
+        Human => "human",
+        /// An AI agent.
+        Agent => "agent",
+        /// taskflow itself, for rows it writes on its own (a reclaimed lease).
+        System => "system",
+    }
+);
+
+string_enum!(
+    /// What the worker registry records an actor as.
+    #[derive(Default)]
+    WorkerType, "type", "A human or an AI agent." {
+        /// A person; the default.
         #[default]
         Human => "human",
         /// An AI agent.
         Agent => "agent",
     }
 );
+
+impl From<WorkerType> for ActorType {
+    fn from(t: WorkerType) -> Self {
+        match t {
+            WorkerType::Human => ActorType::Human,
+            WorkerType::Agent => ActorType::Agent,
+        }
+    }
+}
+
+/// The actor id of rows taskflow writes on its own, with actor type [`ActorType::System`].
+pub const SYSTEM_ACTOR: &str = "taskflow";
+
+/// The shortest lease, in seconds.
+pub const MIN_LEASE_SECONDS: i64 = 10;
+/// The longest lease, in seconds (a day).
+pub const MAX_LEASE_SECONDS: i64 = 86_400;
+/// The lease claim-next grants when the caller names none (the server's `LEASE_SECONDS`).
+pub const DEFAULT_LEASE_SECONDS: i64 = 1_800;
 
 string_enum!(
     /// What an audit row records.
@@ -183,6 +216,14 @@ string_enum!(
         Updated => "updated",
         /// A task was deleted.
         Deleted => "deleted",
+        /// The task got a dependency.
+        DependencyAdded => "dependency_added",
+        /// The task lost a dependency.
+        DependencyRemoved => "dependency_removed",
+        /// The assignee gave an `in_progress` task back.
+        Released => "released",
+        /// taskflow reclaimed a task whose lease ran out.
+        LeaseExpired => "lease_expired",
     }
 );
 
@@ -213,6 +254,14 @@ pub struct Task {
     pub updated_at: Timestamp,
     /// Starts at 1 and grows by one on every change; the basis of compare-and-set.
     pub version: i64,
+    /// 0 for a new task, + 1 on every start (claim-next included). A holder names it on its
+    /// writes; a write with another fence is refused, so a stale holder cannot overwrite the
+    /// one that took over.
+    pub fence: i64,
+    /// When the holder's lease runs out, if the task was started with one.
+    pub lease_expires_at: Option<Timestamp>,
+    /// The length of the lease as granted, in seconds: what a heartbeat extends by default.
+    pub lease_seconds: Option<i64>,
 }
 
 /// A task that is not stored yet: every field of [`Task`] but the id, which the store assigns.
@@ -240,6 +289,8 @@ pub struct TaskDraft {
     pub updated_at: Timestamp,
     /// 1.
     pub version: i64,
+    /// 0.
+    pub fence: i64,
 }
 
 impl TaskDraft {
@@ -258,6 +309,9 @@ impl TaskDraft {
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,
+            fence: self.fence,
+            lease_expires_at: None,
+            lease_seconds: None,
         }
     }
 }
@@ -416,6 +470,62 @@ impl Precondition {
     }
 }
 
+/// What a write expects of the task it changes: a version (HTTP `If-Match`) and, for a lease
+/// holder, the fence it was given. A fence that is not the task's is refused with
+/// [`Error::LeaseLost`] before the lifecycle is asked; a version that does not hold, with
+/// [`Error::VersionMismatch`] after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expect {
+    /// The version condition.
+    #[serde(default)]
+    pub version: Precondition,
+    /// The fence the caller holds, if it holds one.
+    #[serde(default)]
+    pub fence: Option<i64>,
+}
+
+impl Expect {
+    /// Any version, and this fence if given.
+    pub fn fence(fence: Option<i64>) -> Self {
+        Expect {
+            version: Precondition::Any,
+            fence,
+        }
+    }
+
+    /// This expectation, also naming `fence` if given.
+    pub fn with_fence(mut self, fence: Option<i64>) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// Refuses `task` with [`Error::LeaseLost`] when a fence is named and is not the task's.
+    pub fn check_fence(&self, task: &Task) -> Result<(), Error> {
+        match self.fence {
+            Some(fence) if fence != task.fence => Err(Error::LeaseLost {
+                current_fence: task.fence,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl From<Precondition> for Expect {
+    fn from(version: Precondition) -> Self {
+        Expect {
+            version,
+            fence: None,
+        }
+    }
+}
+
+/// `None` is any version and `Some(v)` is exactly `v`; no fence.
+impl From<Option<i64>> for Expect {
+    fn from(version: Option<i64>) -> Self {
+        Precondition::from(version).into()
+    }
+}
+
 /// `None` is [`Precondition::Any`] and `Some(v)` is [`Precondition::Version`].
 impl From<Option<i64>> for Precondition {
     fn from(version: Option<i64>) -> Self {
@@ -521,6 +631,31 @@ pub struct TaskFilter {
     pub paging: Paging,
 }
 
+/// A task's dependencies: what it waits for, and what waits for it. Ids ascending.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyView {
+    /// The task.
+    pub task_id: i64,
+    /// The tasks it depends on.
+    pub depends_on: Vec<i64>,
+    /// The tasks that depend on it.
+    pub dependents: Vec<i64>,
+    /// The tasks it depends on that are not completed yet; it cannot start while any remain.
+    pub waiting_on: Vec<i64>,
+}
+
+/// Filters for the ready queue ([`crate::TaskFlow::ready_tasks`]): the caller's ready tasks,
+/// most urgent first, then by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyFilter {
+    /// Only tasks in this project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Which page.
+    #[serde(default, flatten)]
+    pub paging: Paging,
+}
+
 /// Filters for [`crate::TaskFlow::list_audit`]. Results are oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditFilter {
@@ -612,7 +747,7 @@ pub struct Worker {
     pub id: String,
     /// Human or agent.
     #[serde(rename = "type")]
-    pub worker_type: ActorType,
+    pub worker_type: WorkerType,
     /// A display name.
     pub name: Option<String>,
     /// When it was first registered; kept across re-registration.
@@ -720,7 +855,8 @@ mod tests {
             err.to_string().starts_with("unknown variant `urgent`"),
             "{err}"
         );
-        assert_eq!(<ActorType as StringEnum>::NAMES, ["human", "agent"]);
+        assert_eq!(<ActorType as StringEnum>::NAMES, ["human", "agent", "system"]);
+        assert_eq!(<WorkerType as StringEnum>::NAMES, ["human", "agent"]);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::lifecycle::Action;
 use crate::model::{
-    Actor, ActorType, AuditEntry, AuditFilter, Identity, NewTask, Page, Precondition, Task,
-    TaskFilter, TaskPatch, Worker,
+    Actor, AuditEntry, AuditFilter, DependencyView, Expect, Identity, NewTask, Page,
+    Precondition, ReadyFilter, Task, TaskFilter, TaskPatch, Worker, WorkerType,
 };
 use crate::service::TaskFlow;
 
@@ -46,8 +46,11 @@ pub enum Command {
         /// What the task must be at.
         #[serde(default)]
         precondition: Precondition,
+        /// The fence the caller holds, if any.
+        #[serde(default)]
+        fence: Option<i64>,
     },
-    /// [`TaskFlow::act`]: a lifecycle move (start, progress, review, …).
+    /// [`TaskFlow::act`]: a lifecycle move (start, progress, review, release, …).
     Act {
         /// The task.
         id: i64,
@@ -56,6 +59,60 @@ pub enum Command {
         /// What the task must be at.
         #[serde(default)]
         precondition: Precondition,
+        /// The fence the caller holds, if any.
+        #[serde(default)]
+        fence: Option<i64>,
+    },
+    /// [`TaskFlow::heartbeat`].
+    Heartbeat {
+        /// The task.
+        id: i64,
+        /// The new lease length; default the one granted.
+        #[serde(default)]
+        lease_seconds: Option<i64>,
+        /// The fence the caller holds, if any.
+        #[serde(default)]
+        fence: Option<i64>,
+    },
+    /// [`TaskFlow::claim_next`].
+    ClaimNext {
+        /// Only tasks of this project.
+        #[serde(default)]
+        project: Option<String>,
+        /// The lease to hold; default the server's.
+        #[serde(default)]
+        lease_seconds: Option<i64>,
+    },
+    /// [`TaskFlow::ready_tasks`].
+    ReadyTasks {
+        /// Filters and paging.
+        #[serde(default)]
+        filter: ReadyFilter,
+    },
+    /// [`TaskFlow::dependencies`].
+    Dependencies {
+        /// The task.
+        id: i64,
+    },
+    /// [`TaskFlow::add_dependency`].
+    AddDependency {
+        /// The dependent task.
+        id: i64,
+        /// The task it will wait for.
+        depends_on: i64,
+        /// The fence the caller holds, if any.
+        #[serde(default)]
+        fence: Option<i64>,
+    },
+    /// [`TaskFlow::remove_dependency`].
+    RemoveDependency {
+        /// The dependent task.
+        id: i64,
+        /// The task it waited for.
+        depends_on: i64,
+        /// The fence the caller holds, if any.
+        #[serde(default)]
+        fence: Option<i64>,
     },
     /// [`TaskFlow::delete_task`].
     DeleteTask {
@@ -81,7 +138,7 @@ pub enum Command {
         /// The worker's actor id.
         id: String,
         /// Human or agent.
-        worker_type: ActorType,
+        worker_type: WorkerType,
         /// A display name.
         #[serde(default)]
         name: Option<String>,
@@ -105,6 +162,10 @@ impl Command {
             Command::CreateTask { .. }
                 | Command::UpdateTask { .. }
                 | Command::Act { .. }
+                | Command::Heartbeat { .. }
+                | Command::ClaimNext { .. }
+                | Command::AddDependency { .. }
+                | Command::RemoveDependency { .. }
                 | Command::DeleteTask { .. }
                 | Command::PutWorker { .. }
         )
@@ -120,8 +181,12 @@ pub enum Outcome {
     Task(Task),
     /// A page of tasks.
     Tasks(Page<Task>),
-    /// The task is gone.
+    /// The task is gone, or the edge removed.
     Deleted,
+    /// What claim-next took: a task, or nothing when nothing was ready.
+    Claimed(Option<Task>),
+    /// A task's dependencies.
+    Dependencies(DependencyView),
     /// A task's whole audit trail.
     Audit(Vec<AuditEntry>),
     /// A page of the audit trail.
@@ -146,12 +211,53 @@ impl TaskFlow {
                 id,
                 patch,
                 precondition,
-            } => Outcome::Task(self.update_task(who, id, &patch, precondition).await?),
+                fence,
+            } => Outcome::Task(
+                self.update_task(who, id, &patch, expect(precondition, fence))
+                    .await?,
+            ),
             Command::Act {
                 id,
                 action,
                 precondition,
-            } => Outcome::Task(self.act(who, id, action, precondition).await?),
+                fence,
+            } => Outcome::Task(
+                self.act(who, id, action, expect(precondition, fence))
+                    .await?,
+            ),
+            Command::Heartbeat {
+                id,
+                lease_seconds,
+                fence,
+            } => Outcome::Task(
+                self.heartbeat(who, id, lease_seconds, Expect::fence(fence))
+                    .await?,
+            ),
+            Command::ClaimNext {
+                project,
+                lease_seconds,
+            } => Outcome::Claimed(self.claim_next(who, project, lease_seconds).await?),
+            Command::ReadyTasks { filter } => Outcome::Tasks(self.ready_tasks(who, &filter).await?),
+            Command::Dependencies { id } => {
+                Outcome::Dependencies(self.dependencies(who, id).await?)
+            }
+            Command::AddDependency {
+                id,
+                depends_on,
+                fence,
+            } => Outcome::Dependencies(
+                self.add_dependency(who, id, depends_on, Expect::fence(fence))
+                    .await?,
+            ),
+            Command::RemoveDependency {
+                id,
+                depends_on,
+                fence,
+            } => {
+                self.remove_dependency(who, id, depends_on, Expect::fence(fence))
+                    .await?;
+                Outcome::Deleted
+            }
             Command::DeleteTask { id, precondition } => {
                 self.delete_task(who, id, precondition).await?;
                 Outcome::Deleted
@@ -170,4 +276,8 @@ impl TaskFlow {
             Command::Whoami => Outcome::Actor(self.actor(who).await?),
         })
     }
+}
+
+fn expect(version: Precondition, fence: Option<i64>) -> Expect {
+    Expect::from(version).with_fence(fence)
 }

@@ -1,21 +1,23 @@
 //! [`TaskFlow`]: the embeddable API that every client (HTTP, CLI, MCP, an embedding program)
 //! goes through.
 
-use crate::error::{Error, Permission, Result};
-use crate::lifecycle::{self, Action, Creation, Transition};
+use crate::error::{Entity, Error, Permission, Result};
+use crate::lifecycle::{self, Action, Creation, Move, Transition};
 use crate::model::{
-    Actor, ActorType, AuditEntry, AuditFilter, Identity, NewTask, Page, Precondition, Task,
-    TaskFilter, TaskPatch, Timestamp, Worker, now,
+    Actor, ActorType, AuditEntry, AuditFilter, DEFAULT_LEASE_SECONDS, DependencyView, Expect,
+    Identity, NewTask, Page, Task, TaskFilter, TaskPatch, Timestamp, Worker, WorkerType, now,
 };
-use crate::store::{Conflict, DynStore, Invariant, TaskWrite, Written};
+use crate::store::{Conflict, DynStore, Invariant, QueueStore, TaskWrite, Written};
 use crate::validate;
 
 /// How many times a write without a version precondition re-reads and re-applies itself after
 /// losing a compare-and-set race before giving up with a version mismatch.
-const MAX_ATTEMPTS: usize = 64;
+pub(crate) const MAX_ATTEMPTS: usize = 64;
 
 /// How deep a parent chain may be walked when looking for cycles.
 const MAX_PARENT_DEPTH: usize = 10_000;
+
+
 
 /// The task service: reads a task, asks [`crate::lifecycle`] whether a change is legal, and
 /// hands the result to the [`crate::Store`] as one compare-and-set with its audit row.
@@ -25,14 +27,16 @@ const MAX_PARENT_DEPTH: usize = 10_000;
 /// [`TaskFlow::execute`]. Every method takes the caller's [`Identity`]. Whether the caller is an
 /// agent comes from the worker registry, never from the caller.
 ///
-/// Writes take a [`Precondition`] (HTTP `If-Match`; `None` converts to
-/// [`Precondition::Any`]). A task at any other version is refused with
-/// [`Error::VersionMismatch`]. With [`Precondition::Any`], a write that loses a race re-reads
-/// the task and re-applies itself, so the loser of a race to start a task is told
+/// Writes take an [`Expect`]: a version condition ([`crate::model::Precondition`], HTTP
+/// `If-Match`; `None` converts to any version) and the fence a lease holder was given. A task
+/// at another fence is refused with [`Error::LeaseLost`], one at another version with
+/// [`Error::VersionMismatch`]. With any version, a write that loses a race re-reads the task
+/// and re-applies itself, so the loser of a race to start a task is told
 /// `Cannot start task with status 'in_progress'`.
 #[derive(Clone)]
 pub struct TaskFlow {
-    store: DynStore,
+    pub(crate) store: DynStore,
+    pub(crate) default_lease_seconds: i64,
 }
 
 impl std::fmt::Debug for TaskFlow {
@@ -42,9 +46,20 @@ impl std::fmt::Debug for TaskFlow {
 }
 
 impl TaskFlow {
-    /// A service over `store`.
+    /// A service over `store`. Claim-next grants [`DEFAULT_LEASE_SECONDS`] unless told
+    /// otherwise ([`TaskFlow::with_default_lease`]).
     pub fn new(store: DynStore) -> Self {
-        TaskFlow { store }
+        TaskFlow {
+            store,
+            default_lease_seconds: DEFAULT_LEASE_SECONDS,
+        }
+    }
+
+    /// The lease claim-next grants when the caller names none (the server's `LEASE_SECONDS`),
+    /// 10..=86400 seconds.
+    pub fn with_default_lease(mut self, seconds: i64) -> Result<Self> {
+        self.default_lease_seconds = validate::lease_seconds(seconds)?;
+        Ok(self)
     }
 
     /// The underlying store.
@@ -60,7 +75,7 @@ impl TaskFlow {
             .store
             .get_worker(&who.id)
             .await?
-            .map_or(ActorType::Human, |w| w.worker_type);
+            .map_or(ActorType::Human, |w| w.worker_type.into());
         Ok(Actor::new(who, actor_type))
     }
 
@@ -97,12 +112,12 @@ impl TaskFlow {
         who: &Identity,
         id: i64,
         patch: &TaskPatch,
-        precondition: impl Into<Precondition>,
+        expect: impl Into<Expect>,
     ) -> Result<Task> {
         let patch = lifecycle::validate_patch(patch)?;
         let actor = self.actor(who).await?;
         let new_parent = patch.parent_id.flatten();
-        self.write(id, &precondition.into(), new_parent, |task, at| {
+        self.write(id, &expect.into(), new_parent, |task, at| {
             lifecycle::apply_patch(task, &patch, &actor, at)
         })
         .await
@@ -114,24 +129,33 @@ impl TaskFlow {
         who: &Identity,
         id: i64,
         action: Action,
-        precondition: impl Into<Precondition>,
+        expect: impl Into<Expect>,
     ) -> Result<Task> {
         action.validate()?;
         let actor = self.actor(who).await?;
-        self.write(id, &precondition.into(), None, |task, at| {
+        self.write(id, &expect.into(), None, |task, at| {
             lifecycle::apply(task, &action, &actor, at).map(Some)
         })
         .await
     }
 
-    /// Claims a pending task for the caller and moves it to `in_progress`.
+    /// Claims a pending task for the caller and moves it to `in_progress`, with no lease: the
+    /// caller holds it until they let go. Refused while it waits on unfinished dependencies.
     pub async fn start(
         &self,
         who: &Identity,
         id: i64,
-        precondition: impl Into<Precondition>,
+        expect: impl Into<Expect>,
     ) -> Result<Task> {
-        self.act(who, id, Action::Start, precondition).await
+        self.act(
+            who,
+            id,
+            Action::Start {
+                lease_seconds: None,
+            },
+            expect,
+        )
+        .await
     }
 
     /// Reports progress (0..=100) on a task in progress, with an optional note.
@@ -141,9 +165,9 @@ impl TaskFlow {
         id: i64,
         percent: i32,
         note: Option<String>,
-        precondition: impl Into<Precondition>,
+        expect: impl Into<Expect>,
     ) -> Result<Task> {
-        self.act(who, id, Action::Progress { percent, note }, precondition)
+        self.act(who, id, Action::Progress { percent, note }, expect)
             .await
     }
 
@@ -152,9 +176,9 @@ impl TaskFlow {
         &self,
         who: &Identity,
         id: i64,
-        precondition: impl Into<Precondition>,
+        expect: impl Into<Expect>,
     ) -> Result<Task> {
-        self.act(who, id, Action::SubmitForReview, precondition)
+        self.act(who, id, Action::SubmitForReview, expect)
             .await
     }
 
@@ -163,9 +187,9 @@ impl TaskFlow {
         &self,
         who: &Identity,
         id: i64,
-        precondition: impl Into<Precondition>,
+        expect: impl Into<Expect>,
     ) -> Result<Task> {
-        self.act(who, id, Action::RequestChanges, precondition)
+        self.act(who, id, Action::RequestChanges, expect)
             .await
     }
 
@@ -174,9 +198,9 @@ impl TaskFlow {
         &self,
         who: &Identity,
         id: i64,
-        precondition: impl Into<Precondition>,
+        expect: impl Into<Expect>,
     ) -> Result<Task> {
-        self.act(who, id, Action::Complete, precondition).await
+        self.act(who, id, Action::Complete, expect).await
     }
 
     /// Blocks a task, with an optional reason.
@@ -185,9 +209,9 @@ impl TaskFlow {
         who: &Identity,
         id: i64,
         reason: Option<String>,
-        precondition: impl Into<Precondition>,
+        expect: impl Into<Expect>,
     ) -> Result<Task> {
-        self.act(who, id, Action::Block { reason }, precondition)
+        self.act(who, id, Action::Block { reason }, expect)
             .await
     }
 
@@ -196,19 +220,31 @@ impl TaskFlow {
         &self,
         who: &Identity,
         id: i64,
-        precondition: impl Into<Precondition>,
+        expect: impl Into<Expect>,
     ) -> Result<Task> {
-        self.act(who, id, Action::Unblock, precondition).await
+        self.act(who, id, Action::Unblock, expect).await
     }
 
-    /// Deletes a task (admin only). Refused while it has subtasks; its audit rows stay.
+    /// Gives an `in_progress` task back (its assignee or an admin): `pending`, unassigned, the
+    /// lease cleared, progress kept.
+    pub async fn release(
+        &self,
+        who: &Identity,
+        id: i64,
+        expect: impl Into<Expect>,
+    ) -> Result<Task> {
+        self.act(who, id, Action::Release, expect).await
+    }
+
+    /// Deletes a task (admin only). Refused while it has subtasks or dependents; its audit rows
+    /// stay.
     pub async fn delete_task(
         &self,
         who: &Identity,
         id: i64,
-        precondition: impl Into<Precondition>,
+        expect: impl Into<Expect>,
     ) -> Result<()> {
-        let precondition = precondition.into();
+        let precondition = expect.into().version;
         let actor = self.actor(who).await?;
         for _ in 0..MAX_ATTEMPTS {
             let task = self.get_task(who, id).await?;
@@ -250,12 +286,16 @@ impl TaskFlow {
         &self,
         who: &Identity,
         id: &str,
-        worker_type: ActorType,
+        worker_type: WorkerType,
         name: Option<String>,
     ) -> Result<Worker> {
         validate::actor_id("id", id)?;
         validate::optional_text("name", name.as_deref())?;
         lifecycle::require_admin(&self.actor(who).await?, Permission::RegisterWorker)?;
+        // The one id taskflow writes rows as itself.
+        if id == crate::model::SYSTEM_ACTOR {
+            return Err(Error::validation("id", "is reserved for taskflow itself"));
+        }
         let worker = Worker {
             id: id.to_owned(),
             worker_type,
@@ -290,23 +330,25 @@ impl TaskFlow {
     async fn write(
         &self,
         id: i64,
-        precondition: &Precondition,
+        expect: &Expect,
         new_parent: Option<i64>,
         decide: impl Fn(&Task, Timestamp) -> Result<Option<Transition>>,
     ) -> Result<Task> {
         for _ in 0..MAX_ATTEMPTS {
-            let task = self
-                .store
-                .get_task(id)
-                .await?
-                .ok_or_else(|| Error::task_not_found(id))?;
+            let task = self.read_for_write(id, expect).await?;
             let reparent = new_parent.filter(|&p| task.parent_id != Some(p));
             if let Some(parent) = reparent {
                 self.require_acyclic_parent(task.id, parent).await?;
             }
             let decision = decide(&task, now())?;
-            precondition.check(&task)?;
-            let Some(Transition { task: next, audit }) = decision else {
+            if decision.as_ref().and_then(|t| t.moved) == Some(Move::Start) {
+                self.require_no_waiting(id).await?;
+            }
+            expect.version.check(&task)?;
+            let Some(Transition {
+                task: next, audit, ..
+            }) = decision
+            else {
                 return Ok(task);
             };
             let write = TaskWrite {
@@ -327,8 +369,40 @@ impl TaskFlow {
         Err(self.gave_up(id).await)
     }
 
+    /// Reads task `id` for a write: `Task not found`, then the fence (`Lease lost`).
+    pub(crate) async fn read_for_write(&self, id: i64, expect: &Expect) -> Result<Task> {
+        let task = self
+            .store
+            .get_task(id)
+            .await?
+            .ok_or_else(|| Error::task_not_found(id))?;
+        expect.check_fence(&task)?;
+        Ok(task)
+    }
+
+    /// The work queue of the store, or [`Error::Unsupported`].
+    pub(crate) fn queue(&self, operation: &'static str) -> Result<&dyn QueueStore> {
+        self.store
+            .queue()
+            .ok_or(Error::Unsupported { operation })
+    }
+
+    /// Refuses to start task `id` while it waits on unfinished dependencies. A store without
+    /// the work queue has no dependencies, so nothing to wait on.
+    async fn require_no_waiting(&self, id: i64) -> Result<()> {
+        let Some(queue) = self.store.queue() else {
+            return Ok(());
+        };
+        let waiting = waiting_on(&queue.dependencies(id).await?);
+        if waiting.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::WaitingOnDependencies { ids: waiting })
+        }
+    }
+
     /// The error for a write that lost [`MAX_ATTEMPTS`] races in a row.
-    async fn gave_up(&self, id: i64) -> Error {
+    pub(crate) async fn gave_up(&self, id: i64) -> Error {
         match self.store.get_task(id).await {
             Ok(Some(task)) => Error::VersionMismatch {
                 current: task.version,
@@ -370,12 +444,45 @@ impl TaskFlow {
 }
 
 /// The caller's error for a write the store refused.
-fn refusal(conflict: Conflict) -> Error {
+pub(crate) fn refusal(conflict: Conflict) -> Error {
     match conflict {
         Conflict::ParentMissing { parent } => {
             Error::validation("parent_id", format!("task {parent} not found"))
         }
         Conflict::ParentCycle { .. } => Error::validation("parent_id", "would create a cycle"),
         Conflict::HasSubtasks => Error::HasSubtasks,
+        Conflict::HasDependents => Error::HasDependents,
+        Conflict::DependencyMissing { depends_on } => {
+            Error::validation("depends_on", format!("task {depends_on} not found"))
+        }
+        Conflict::DependencyCycle { .. } => {
+            Error::validation("depends_on", "would create a cycle")
+        }
+        Conflict::NoSuchDependency { depends_on } => Error::NotFound {
+            kind: Entity::Dependency,
+            id: depends_on.to_string(),
+        },
+        // Callers treat an existing edge as no change before it gets here.
+        Conflict::DependencyExists { depends_on } => {
+            Error::backend(format!("dependency on {depends_on} exists"))
+        }
+    }
+}
+
+/// The dependencies of a task that are not finished yet, ascending.
+pub(crate) fn waiting_on(deps: &crate::store::Dependencies) -> Vec<i64> {
+    deps.depends_on
+        .iter()
+        .filter(|(_, status)| !lifecycle::is_finished(*status))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+pub(crate) fn view(task_id: i64, deps: &crate::store::Dependencies) -> DependencyView {
+    DependencyView {
+        task_id,
+        depends_on: deps.depends_on.iter().map(|(id, _)| *id).collect(),
+        dependents: deps.dependents.clone(),
+        waiting_on: waiting_on(deps),
     }
 }

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::lifecycle::{ReadyRule, Transition};
 use crate::model::{
-    AuditDraft, AuditEntry, AuditFilter, Page, Task, TaskDraft, TaskFilter, Worker,
+    Actor, AuditDraft, AuditEntry, AuditFilter, Page, ReadyFilter, Task, TaskDraft, TaskFilter,
+    TaskStatus, Timestamp, Worker,
 };
 
 /// A store shared across tasks and threads; the server picks its backend at run time.
@@ -54,9 +56,10 @@ pub trait Store: Send + Sync + 'static {
     /// enum grows) fails the write with a backend error; it is never skipped.
     async fn update_task(&self, write: &TaskWrite) -> Result<Written<()>>;
 
-    /// Compare-and-set delete: if task `id` is at `expected_version`, removes it and writes
-    /// `audit` about it in one transaction. The version is checked first ([`Written::Stale`]),
-    /// then subtasks ([`Conflict::HasSubtasks`]). The task's audit rows stay.
+    /// Compare-and-set delete: if task `id` is at `expected_version`, removes it (and the
+    /// dependency edges it holds) and writes `audit` about it in one transaction. The version is
+    /// checked first ([`Written::Stale`]), then subtasks ([`Conflict::HasSubtasks`]), then tasks
+    /// that depend on it ([`Conflict::HasDependents`]). The task's audit rows stay.
     async fn delete_task(
         &self,
         id: i64,
@@ -86,6 +89,130 @@ pub trait Store: Send + Sync + 'static {
     /// Releases connections. Calls made after this fail with [`crate::Error::Unavailable`].
     async fn close(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// The work queue (dependencies, the ready queue, claim-next, leases), if this store has
+    /// it. Operations that need it answer [`crate::Error::Unsupported`] on a store without it.
+    fn queue(&self) -> Option<&dyn QueueStore> {
+        None
+    }
+}
+
+/// The work queue, an optional capability of a [`Store`] ([`Store::queue`]): dependency edges
+/// between tasks, the ready queue, an atomic claim-next, and leases. Every write here keeps
+/// the store's guarantees: one transaction with its audit row (a heartbeat writes none and
+/// changes no version), compare-and-set, checks inside the transaction.
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// The edges of task `task_id`: the tasks it depends on, with their status, and the tasks
+    /// that depend on it; ids ascending.
+    async fn dependencies(&self, task_id: i64) -> Result<Dependencies>;
+
+    /// Adds or removes one edge of `write.task`, as a compare-and-set change of that task
+    /// (version + 1, its audit row) in one transaction. Adding refuses a target that does not
+    /// exist ([`Conflict::DependencyMissing`]), an edge that would close a cycle (checked
+    /// inside the transaction: [`Conflict::DependencyCycle`]) and an edge that exists
+    /// ([`Conflict::DependencyExists`]); removing refuses an edge that does not exist
+    /// ([`Conflict::NoSuchDependency`]).
+    async fn write_dependency(&self, write: &DependencyWrite) -> Result<Written<()>>;
+
+    /// The tasks ready for `actor_id` (see [`ReadyRule`]), most urgent first, then by id, with
+    /// the total count.
+    async fn ready_tasks(
+        &self,
+        actor_id: &str,
+        filter: &ReadyFilter,
+        rule: &ReadyRule,
+    ) -> Result<Page<Task>>;
+
+    /// Takes the first task of `claim.actor`'s ready queue and writes what `claim.decide` makes
+    /// of it, with its audit row, in one transaction; `None` when nothing is ready. Concurrent
+    /// claims never take the same task: each locks its candidate and skips the ones others
+    /// hold (it never picks the head of the queue, loses, and retries).
+    async fn claim_next(&self, claim: &Claim) -> Result<Option<Task>>;
+
+    /// Renews a lease without changing the task's version: if task `write.id` is still at
+    /// `write.expected_version`, sets its lease expiry and length. [`Written::Stale`] otherwise.
+    async fn extend_lease(&self, write: &LeaseWrite) -> Result<Written<()>>;
+
+    /// Up to `limit` `in_progress` tasks whose lease ran out at `now`, oldest expiry first.
+    async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>>;
+}
+
+/// A task's dependency edges, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dependencies {
+    /// The tasks it depends on, with their status now; ids ascending.
+    pub depends_on: Vec<(i64, TaskStatus)>,
+    /// The tasks that depend on it; ids ascending.
+    pub dependents: Vec<i64>,
+}
+
+/// Which edge a [`DependencyWrite`] adds or removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeChange {
+    /// The task starts depending on `depends_on`.
+    Add {
+        /// The task it will wait for.
+        depends_on: i64,
+    },
+    /// The task stops depending on `depends_on`.
+    Remove {
+        /// The task it waited for.
+        depends_on: i64,
+    },
+}
+
+/// A compare-and-set change of one task's dependency edges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DependencyWrite {
+    /// The dependent task as it must be stored (version + 1).
+    pub task: Task,
+    /// The version the stored task must be at.
+    pub expected_version: i64,
+    /// The edge.
+    pub change: EdgeChange,
+    /// The audit row about the task.
+    pub audit: AuditDraft,
+}
+
+/// A heartbeat's renewal of a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseWrite {
+    /// The task.
+    pub id: i64,
+    /// The version it must still be at (a heartbeat does not change it).
+    pub expected_version: i64,
+    /// The new expiry.
+    pub lease_expires_at: Timestamp,
+    /// The new length, in seconds.
+    pub lease_seconds: i64,
+}
+
+/// What claim-next decides about the task a store picked: the lifecycle's claim, as a
+/// [`Transition`] (or a refusal, which aborts the claim).
+pub type ClaimDecision = dyn Fn(&Task) -> Result<Transition> + Send + Sync;
+
+/// A claim-next request.
+#[derive(Clone)]
+pub struct Claim {
+    /// Who claims.
+    pub actor: Actor,
+    /// Only tasks of this project.
+    pub project: Option<String>,
+    /// What makes a task ready.
+    pub rule: ReadyRule,
+    /// Turns the picked task into the claimed one and its `started` row.
+    pub decide: Arc<ClaimDecision>,
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("actor", &self.actor)
+            .field("project", &self.project)
+            .field("rule", &self.rule)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,6 +245,28 @@ pub enum Conflict {
     },
     /// The task to delete still has subtasks.
     HasSubtasks,
+    /// The task to delete has tasks that depend on it.
+    HasDependents,
+    /// A dependency on a task that does not exist.
+    DependencyMissing {
+        /// The target asked for.
+        depends_on: i64,
+    },
+    /// The new edge would close a cycle of dependencies.
+    DependencyCycle {
+        /// The target asked for.
+        depends_on: i64,
+    },
+    /// The edge exists already.
+    DependencyExists {
+        /// Its target.
+        depends_on: i64,
+    },
+    /// The edge to remove does not exist.
+    NoSuchDependency {
+        /// Its target.
+        depends_on: i64,
+    },
 }
 
 /// A rule that spans rows, which a write asks its store to check inside the write's own

@@ -45,6 +45,19 @@ pub fn percent(field: &str, value: i32) -> Result<i32> {
     }
 }
 
+/// Checks a lease length: 10..=86400 seconds.
+pub fn lease_seconds(value: i64) -> Result<i64> {
+    use crate::model::{MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
+    if (MIN_LEASE_SECONDS..=MAX_LEASE_SECONDS).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::validation(
+            "lease_seconds",
+            format!("must be between {MIN_LEASE_SECONDS} and {MAX_LEASE_SECONDS}"),
+        ))
+    }
+}
+
 /// Checks that an actor or worker id is usable.
 pub fn actor_id(field: &str, value: &str) -> Result<()> {
     if text(field, value)?.trim().is_empty() {

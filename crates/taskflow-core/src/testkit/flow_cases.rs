@@ -11,7 +11,7 @@ use super::{RaceStore, TestResult, race};
 use crate::error::{Error, Result};
 use crate::lifecycle::Move;
 use crate::model::{
-    ActorType, AuditAction, AuditFilter, Identity, NewTask, Task, TaskFilter, TaskPatch, TaskStatus,
+    AuditAction, WorkerType, AuditFilter, Identity, NewTask, Task, TaskFilter, TaskPatch, TaskStatus,
 };
 use crate::{DynStore, TaskFlow};
 
@@ -301,11 +301,11 @@ pub async fn text_with_nul_is_refused_everywhere(store: DynStore) -> TestResult 
     );
     for (res, field) in [
         (
-            f.put_worker(&root, &nul, ActorType::Agent, None).await,
+            f.put_worker(&root, &nul, WorkerType::Agent, None).await,
             "id",
         ),
         (
-            f.put_worker(&root, "w", ActorType::Agent, Some(nul.clone()))
+            f.put_worker(&root, "w", WorkerType::Agent, Some(nul.clone()))
                 .await,
             "name",
         ),

@@ -6,7 +6,10 @@
 //!   races that write nothing, ids never reused, audit rows that outlive their task, the check
 //!   order of delete, invariants checked inside the write, listings and their totals;
 //! - [`flow_cases`] drive [`crate::TaskFlow`] over the store under real concurrency: the
-//!   start race, the patch races, concurrent creates and the parent-cycle race.
+//!   start race, the patch races, concurrent creates and the parent-cycle race;
+//! - [`queue_cases`] pin the work queue ([`crate::QueueStore`]): dependency edges and their
+//!   cycle check, the ready queue, claim-next under 50-way races, leases, heartbeats, the
+//!   sweep and fencing.
 //!
 //! Both run on every backend. The lifecycle, policy and validation rules need no real store:
 //! they run once, in this crate's own tests, on [`crate::MemoryStore`].
@@ -42,6 +45,7 @@ use crate::model::{
 use crate::store::{DynStore, Store, TaskWrite, Written};
 
 pub mod flow_cases;
+pub mod queue_cases;
 pub mod store_cases;
 
 /// What a case returns: `Err` for an operation that failed where it must not (a broken
@@ -111,6 +115,11 @@ macro_rules! store_conformance_tests {
             use super::*;
             $crate::__flow_cases!($crate::__conformance_test; flow_cases; $factory);
         }
+        mod queue_cases {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__queue_cases!($crate::__conformance_test; queue_cases; $factory);
+        }
     };
 }
 
@@ -174,6 +183,28 @@ macro_rules! __flow_cases {
             race_concurrent_creates,
             race_concurrent_reparents,
             text_with_nul_is_refused_everywhere,
+        );
+    };
+}
+
+/// The work queue cases, in one place. `$callback` receives `$args; case, case, ...`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __queue_cases {
+    ($callback:path; $($args:tt)*) => {
+        $callback!($($args)*;
+            dependency_edges_are_written_with_their_task,
+            dependency_cycles_are_refused_inside_the_write,
+            concurrent_opposite_dependencies_never_form_a_cycle,
+            delete_refuses_dependents_and_drops_own_edges,
+            ready_queue_orders_by_urgency_then_id,
+            claim_next_takes_the_head_and_writes_the_started_row,
+            concurrent_claims_never_share_a_task,
+            lease_extension_keeps_the_version,
+            expired_leases_are_listed_and_reclaimed_exactly_once,
+            heartbeat_keeps_a_lease_past_its_first_expiry,
+            a_stale_holder_is_fenced_off,
+            start_waits_for_unfinished_dependencies,
         );
     };
 }
@@ -321,6 +352,10 @@ impl Store for RaceStore {
 
     async fn close(&self) -> Result<()> {
         self.inner.close().await
+    }
+
+    fn queue(&self) -> Option<&dyn crate::QueueStore> {
+        self.inner.queue()
     }
 }
 

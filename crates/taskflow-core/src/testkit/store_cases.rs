@@ -12,7 +12,7 @@ use super::TestResult;
 use crate::Error;
 use crate::model::{
     ActorType, AuditAction, AuditDraft, AuditFilter, Paging, Priority, Task, TaskDraft, TaskFilter,
-    TaskStatus, Worker, now,
+    TaskStatus, Worker, WorkerType, now,
 };
 use crate::store::{Conflict, DynStore, Invariant, TaskWrite, Written};
 
@@ -31,6 +31,7 @@ pub fn draft(title: &str) -> TaskDraft {
         created_at: at,
         updated_at: at,
         version: 1,
+        fence: 0,
     }
 }
 
@@ -656,20 +657,20 @@ pub async fn list_audit_filters_orders_and_counts(store: DynStore) -> TestResult
 pub async fn workers_upsert_keeps_created_at(store: DynStore) -> TestResult {
     let first = Worker {
         id: "bot-1".into(),
-        worker_type: ActorType::Agent,
+        worker_type: WorkerType::Agent,
         name: Some("Bot".into()),
         created_at: now(),
     };
     let stored = store.put_worker(&first).await?;
     assert_eq!(stored, first);
     let again = Worker {
-        worker_type: ActorType::Human,
+        worker_type: WorkerType::Human,
         name: None,
         created_at: first.created_at + Duration::hours(1),
         ..first.clone()
     };
     let stored = store.put_worker(&again).await?;
-    assert_eq!(stored.worker_type, ActorType::Human);
+    assert_eq!(stored.worker_type, WorkerType::Human);
     assert_eq!(stored.name, None);
     assert_eq!(stored.created_at, first.created_at);
     assert_eq!(store.get_worker("bot-1").await?, Some(stored));

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use taskflow_core::lifecycle::Action;
-use taskflow_core::model::{
+use taskflow_core::model::{WorkerType, 
     Actor, ActorType, AuditFilter, Page, Paging, Precondition, Priority, TaskFilter, TaskPatch,
     Timestamp,
 };
@@ -93,7 +93,7 @@ async fn by_methods(f: &TaskFlow) -> Result<Vec<Outcome>> {
     let (admin, agent, a) = (root(), claude(), alice());
     let mut out = vec![
         Outcome::Worker(
-            f.put_worker(&admin, "claude", ActorType::Agent, Some("Claude".into()))
+            f.put_worker(&admin, "claude", WorkerType::Agent, Some("Claude".into()))
                 .await?,
         ),
         Outcome::Actor(f.actor(&agent).await?),
@@ -144,7 +144,7 @@ async fn by_commands(f: &TaskFlow) -> Result<Vec<Outcome>> {
             admin.clone(),
             Command::PutWorker {
                 id: "claude".into(),
-                worker_type: ActorType::Agent,
+                worker_type: WorkerType::Agent,
                 name: Some("Claude".into()),
             },
         ),
@@ -163,15 +163,17 @@ async fn by_commands(f: &TaskFlow) -> Result<Vec<Outcome>> {
         id,
         action,
         precondition,
+        fence: None,
     };
     let rest = [
-        (agent.clone(), act(Action::Start, Precondition::Version(1))),
+        (agent.clone(), act(Action::Start { lease_seconds: None }, Precondition::Version(1))),
         (
             agent.clone(),
             Command::UpdateTask {
                 id,
                 patch: patch(),
                 precondition: Precondition::OneOf(vec![2, 9]),
+                fence: None,
             },
         ),
         (
@@ -268,8 +270,9 @@ async fn execute_create_start_update_audit_delete() -> TestResult {
 
     let start = Command::Act {
         id: t.id,
-        action: Action::Start,
+        action: Action::Start { lease_seconds: None },
         precondition: Precondition::Version(1),
+        fence: None,
     };
     let Outcome::Task(started) = f.execute(&bob(), start).await? else {
         panic!("a move answers a task");
@@ -282,6 +285,7 @@ async fn execute_create_start_update_audit_delete() -> TestResult {
         id: t.id,
         patch: patch(),
         precondition: Precondition::Any,
+        fence: None,
     };
     let Outcome::Task(updated) = f.execute(&bob(), update).await? else {
         panic!("an update answers a task");
@@ -344,7 +348,7 @@ async fn execute_whoami_and_list_tasks() -> TestResult {
         &root(),
         Command::PutWorker {
             id: "claude".into(),
-            worker_type: ActorType::Agent,
+            worker_type: WorkerType::Agent,
             name: None,
         },
     )
@@ -442,8 +446,9 @@ async fn execute_refuses_as_the_methods_do() -> TestResult {
                     &a,
                     Command::Act {
                         id,
-                        action: Action::Start,
+                        action: Action::Start { lease_seconds: None },
                         precondition: Precondition::Any,
+                        fence: None,
                     },
                 )
                 .await,
@@ -458,6 +463,7 @@ async fn execute_refuses_as_the_methods_do() -> TestResult {
                         id,
                         action: Action::Complete,
                         precondition: Precondition::Any,
+                        fence: None,
                     },
                 )
                 .await,
@@ -475,6 +481,7 @@ async fn execute_refuses_as_the_methods_do() -> TestResult {
                             note: None,
                         },
                         precondition: Precondition::Any,
+                        fence: None,
                     },
                 )
                 .await,
@@ -492,6 +499,7 @@ async fn execute_refuses_as_the_methods_do() -> TestResult {
                         id,
                         patch: patch(),
                         precondition: Precondition::OneOf(vec![1]),
+                        fence: None,
                     },
                 )
                 .await,
@@ -519,13 +527,13 @@ async fn execute_refuses_as_the_methods_do() -> TestResult {
             refused(f.execute(&a, Command::TaskAudit { id: 0 }).await),
         ),
         (
-            refused(f.put_worker(&a, "w", ActorType::Agent, None).await),
+            refused(f.put_worker(&a, "w", WorkerType::Agent, None).await),
             refused(
                 f.execute(
                     &a,
                     Command::PutWorker {
                         id: "w".into(),
-                        worker_type: ActorType::Agent,
+                        worker_type: WorkerType::Agent,
                         name: None,
                     },
                 )
@@ -653,16 +661,19 @@ async fn command_round_trips_through_serde_json() -> TestResult {
             id: 7,
             patch: TaskPatch::default(),
             precondition: Precondition::Any,
+            fence: None,
         },
         Command::UpdateTask {
             id: 7,
             patch: everything,
             precondition: Precondition::Version(3),
+            fence: None,
         },
         Command::UpdateTask {
             id: 7,
             patch: clears,
             precondition: Precondition::OneOf(vec![3, 4]),
+            fence: None,
         },
         Command::DeleteTask {
             id: 7,
@@ -683,12 +694,12 @@ async fn command_round_trips_through_serde_json() -> TestResult {
         },
         Command::PutWorker {
             id: "claude".into(),
-            worker_type: ActorType::Agent,
+            worker_type: WorkerType::Agent,
             name: Some("Claude".into()),
         },
         Command::PutWorker {
             id: "ann".into(),
-            worker_type: ActorType::Human,
+            worker_type: WorkerType::Human,
             name: None,
         },
         Command::GetWorker {
@@ -698,7 +709,7 @@ async fn command_round_trips_through_serde_json() -> TestResult {
         Command::Whoami,
     ];
     let moves = [
-        Action::Start,
+        Action::Start { lease_seconds: None },
         Action::Progress {
             percent: 40,
             note: Some("note".into()),
@@ -715,6 +726,10 @@ async fn command_round_trips_through_serde_json() -> TestResult {
         },
         Action::Block { reason: None },
         Action::Unblock,
+        Action::Release,
+        Action::Start {
+            lease_seconds: Some(60),
+        },
     ];
     for (i, action) in moves.into_iter().enumerate() {
         commands.push(Command::Act {
@@ -726,6 +741,7 @@ async fn command_round_trips_through_serde_json() -> TestResult {
                 Precondition::OneOf(vec![1, 2]),
             ][i % 3]
                 .clone(),
+            fence: (i % 2 == 0).then_some(i as i64),
         });
     }
     for command in commands {
@@ -752,8 +768,9 @@ async fn command_reads_hand_written_json() -> TestResult {
         read(json!({"op": "act", "id": 3, "action": {"move": "start"}}))?,
         Command::Act {
             id: 3,
-            action: Action::Start,
+            action: Action::Start { lease_seconds: None },
             precondition: Precondition::Any,
+            fence: None,
         }
     );
     assert_eq!(
@@ -770,6 +787,7 @@ async fn command_reads_hand_written_json() -> TestResult {
                 note: None,
             },
             precondition: Precondition::OneOf(vec![1, 2]),
+            fence: None,
         }
     );
     assert_eq!(

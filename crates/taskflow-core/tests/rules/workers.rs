@@ -1,6 +1,6 @@
 //! The worker registry: registration is admin only, and it decides who is an agent.
 
-use taskflow_core::model::ActorType;
+use taskflow_core::model::{ActorType, WorkerType};
 
 use super::*;
 
@@ -9,9 +9,9 @@ use super::*;
 async fn worker_registration_makes_agent() -> TestResult {
     let f = flow();
     let w = f
-        .put_worker(&root(), "claude", ActorType::Agent, Some("Claude".into()))
+        .put_worker(&root(), "claude", WorkerType::Agent, Some("Claude".into()))
         .await?;
-    assert_eq!(w.worker_type, ActorType::Agent);
+    assert_eq!(w.worker_type, WorkerType::Agent);
     assert_eq!(w.name.as_deref(), Some("Claude"));
     let agent = Identity::user("claude");
     let actor = f.actor(&agent).await?;
@@ -37,11 +37,11 @@ async fn worker_registration_makes_agent() -> TestResult {
 async fn worker_reregistration_replaces_and_keeps_created_at() -> TestResult {
     let f = flow();
     let first = f
-        .put_worker(&root(), "w1", ActorType::Agent, Some("Bot".into()))
+        .put_worker(&root(), "w1", WorkerType::Agent, Some("Bot".into()))
         .await?;
-    let second = f.put_worker(&root(), "w1", ActorType::Human, None).await?;
+    let second = f.put_worker(&root(), "w1", WorkerType::Human, None).await?;
     assert_eq!(second.created_at, first.created_at);
-    assert_eq!(second.worker_type, ActorType::Human);
+    assert_eq!(second.worker_type, WorkerType::Human);
     assert_eq!(second.name, None);
     assert_eq!(f.get_worker(&alice(), "w1").await?, second);
     assert_eq!(f.list_workers(&alice()).await?.len(), 1);
@@ -53,13 +53,13 @@ async fn worker_reregistration_replaces_and_keeps_created_at() -> TestResult {
 async fn worker_registration_is_admin_only() -> TestResult {
     let f = flow();
     expect_forbidden(
-        f.put_worker(&alice(), "alice", ActorType::Agent, None)
+        f.put_worker(&alice(), "alice", WorkerType::Agent, None)
             .await,
         Permission::RegisterWorker,
         "Admin role required",
     );
     expect_validation(
-        f.put_worker(&root(), "  ", ActorType::Agent, None).await,
+        f.put_worker(&root(), "  ", WorkerType::Agent, None).await,
         "id",
     );
     assert!(f.list_workers(&alice()).await?.is_empty());
@@ -72,7 +72,7 @@ async fn worker_registration_is_admin_only() -> TestResult {
 async fn workers_listing_and_lookup() -> TestResult {
     let f = flow();
     for id in ["zeta", "alpha", "mid"] {
-        f.put_worker(&root(), id, ActorType::Agent, None).await?;
+        f.put_worker(&root(), id, WorkerType::Agent, None).await?;
     }
     let ids: Vec<_> = f
         .list_workers(&alice())
