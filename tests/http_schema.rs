@@ -188,6 +188,14 @@ async fn scenario(s: &TestServer) {
         )
         .await,
         send(alice(Method::POST, "/api/tasks").body(vec![b' '; 70_000])).await,
+        // A body that is not JSON is 415, which must be documented too (schemathesis sends
+        // `text/plain` and `multipart/form-data` to every operation with a body).
+        send(
+            alice(Method::POST, "/api/tasks")
+                .header("content-type", "text/plain")
+                .body(r#"{"title": "x"}"#),
+        )
+        .await,
     ] {
         sp.check(&Method::POST, "/api/tasks", resp).await;
     }
@@ -216,6 +224,13 @@ async fn scenario(s: &TestServer) {
         alice(Method::PATCH, &t(""))
             .header("If-Match", "\"1\"")
             .json(&json!({})),
+    )
+    .await;
+    sp.check(&Method::PATCH, "/api/tasks/{id}", r).await;
+    let r = send(
+        alice(Method::PATCH, &t(""))
+            .header("content-type", "multipart/form-data")
+            .body("{}"),
     )
     .await;
     sp.check(&Method::PATCH, "/api/tasks/{id}", r).await;

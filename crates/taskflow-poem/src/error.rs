@@ -121,6 +121,10 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (409, "The task has subtasks"),
     (412, "`If-Match` does not match the task's version"),
     (413, "The request body is over 64 KiB"),
+    (
+        415,
+        "The request body is not JSON (its `Content-Type` is not `application/json`)",
+    ),
     (422, "Invalid input; the message starts with the field name"),
     (500, "Internal error"),
     (503, "The database or the signing keys are unavailable"),
