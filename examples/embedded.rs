@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use taskflow::{ActorType, Identity, NewTask, SqliteStore, TaskFlow};
+use taskflow::{Identity, NewTask, SqliteStore, TaskFlow, WorkerType};
 
 #[tokio::main]
 async fn main() -> taskflow::Result<()> {
@@ -18,7 +18,7 @@ async fn main() -> taskflow::Result<()> {
 
     let lead = Identity::admin("grace");
     let agent = Identity::user("agent-claude");
-    flow.put_worker(&lead, &agent.id, ActorType::Agent, Some("Claude".into()))
+    flow.put_worker(&lead, &agent.id, WorkerType::Agent, Some("Claude".into()))
         .await?;
 
     let parent = flow

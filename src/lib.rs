@@ -25,7 +25,9 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use taskflow::{ActorType, AuditAction, Identity, NewTask, SqliteStore, TaskFlow, TaskStatus};
+//! use taskflow::{
+//!     ActorType, AuditAction, Identity, NewTask, SqliteStore, TaskFlow, TaskStatus, WorkerType,
+//! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> taskflow::Result<()> {
@@ -35,7 +37,7 @@
 //!
 //! let lead = Identity::admin("lead");
 //! let agent = Identity::user("agent-7");
-//! flow.put_worker(&lead, &agent.id, ActorType::Agent, Some("Agent 7".into())).await?;
+//! flow.put_worker(&lead, &agent.id, WorkerType::Agent, Some("Agent 7".into())).await?;
 //!
 //! let task = flow.create_task(&lead, NewTask::titled("Triage the backlog")).await?;
 //! let task = flow.start(&agent, task.id, None).await?; // the agent claims it
@@ -57,8 +59,9 @@ mod open;
 pub use open::open;
 pub use taskflow_core::lifecycle::{Action, Move};
 pub use taskflow_core::model::{
-    Actor, ActorType, AuditAction, AuditEntry, AuditFilter, Identity, NewTask, Page, Paging,
-    Precondition, Priority, Task, TaskFilter, TaskPatch, TaskStatus, Worker,
+    Actor, ActorType, AuditAction, AuditEntry, AuditFilter, DependencyView, Expect, Identity,
+    NewTask, Page, Paging, Precondition, Priority, ReadyFilter, Task, TaskFilter, TaskPatch,
+    TaskStatus, Worker, WorkerType,
 };
 pub use taskflow_core::{
     Command, DynStore, Entity, Error, Outcome, Permission, Result, Store, TaskFlow,

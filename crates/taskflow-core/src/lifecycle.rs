@@ -753,7 +753,15 @@ mod tests {
     #[test]
     fn start_assigns_and_bumps() {
         let t = task(TaskStatus::Pending, None);
-        let tr = apply(&t, &Action::Start { lease_seconds: None }, &alice(), now()).unwrap();
+        let tr = apply(
+            &t,
+            &Action::Start {
+                lease_seconds: None,
+            },
+            &alice(),
+            now(),
+        )
+        .unwrap();
         assert_eq!(tr.task.status, TaskStatus::InProgress);
         assert_eq!(tr.task.assigned_to.as_deref(), Some("alice"));
         assert_eq!(tr.task.version, 4);
@@ -778,7 +786,10 @@ mod tests {
         )
         .unwrap()
         .task;
-        assert_eq!(started.lease_expires_at, Some(at + chrono::Duration::seconds(60)));
+        assert_eq!(
+            started.lease_expires_at,
+            Some(at + chrono::Duration::seconds(60))
+        );
         assert_eq!(started.lease_seconds, Some(60));
         let (until, secs) = heartbeat(&started, &alice(), None, at).unwrap();
         assert_eq!((until, secs), (at + chrono::Duration::seconds(60), 60));
@@ -798,10 +809,19 @@ mod tests {
         )
         .unwrap()
         .task;
-        assert_eq!(progressed.lease_seconds, Some(60), "staying in progress keeps it");
-        let done = apply(&progressed, &Action::Complete, &alice(), at).unwrap().task;
+        assert_eq!(
+            progressed.lease_seconds,
+            Some(60),
+            "staying in progress keeps it"
+        );
+        let done = apply(&progressed, &Action::Complete, &alice(), at)
+            .unwrap()
+            .task;
         assert_eq!((done.lease_expires_at, done.lease_seconds), (None, None));
-        assert!(matches!(heartbeat(&done, &alice(), None, at), Err(Error::NoLease)));
+        assert!(matches!(
+            heartbeat(&done, &alice(), None, at),
+            Err(Error::NoLease)
+        ));
 
         let later = at + chrono::Duration::seconds(61);
         assert!(expire(&started, at).is_none(), "not yet");

@@ -32,8 +32,8 @@ use crate::model::{
     Timestamp, Worker,
 };
 use crate::store::{
-    Claim, Conflict, Dependencies, DependencyWrite, EdgeChange, Invariant, LeaseWrite,
-    QueueStore, Store, TaskWrite, Written,
+    Claim, Conflict, Dependencies, DependencyWrite, EdgeChange, Invariant, LeaseWrite, QueueStore,
+    Store, TaskWrite, Written,
 };
 
 /// A [`Store`] in memory. Cheap to clone; clones share the data.

@@ -855,7 +855,10 @@ mod tests {
             err.to_string().starts_with("unknown variant `urgent`"),
             "{err}"
         );
-        assert_eq!(<ActorType as StringEnum>::NAMES, ["human", "agent", "system"]);
+        assert_eq!(
+            <ActorType as StringEnum>::NAMES,
+            ["human", "agent", "system"]
+        );
         assert_eq!(<WorkerType as StringEnum>::NAMES, ["human", "agent"]);
     }
 

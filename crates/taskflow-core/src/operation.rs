@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::lifecycle::Action;
 use crate::model::{
-    Actor, AuditEntry, AuditFilter, DependencyView, Expect, Identity, NewTask, Page,
-    Precondition, ReadyFilter, Task, TaskFilter, TaskPatch, Worker, WorkerType,
+    Actor, AuditEntry, AuditFilter, DependencyView, Expect, Identity, NewTask, Page, Precondition,
+    ReadyFilter, Task, TaskFilter, TaskPatch, Worker, WorkerType,
 };
 use crate::service::TaskFlow;
 

@@ -17,8 +17,6 @@ pub(crate) const MAX_ATTEMPTS: usize = 64;
 /// How deep a parent chain may be walked when looking for cycles.
 const MAX_PARENT_DEPTH: usize = 10_000;
 
-
-
 /// The task service: reads a task, asks [`crate::lifecycle`] whether a change is legal, and
 /// hands the result to the [`crate::Store`] as one compare-and-set with its audit row.
 ///
@@ -141,12 +139,7 @@ impl TaskFlow {
 
     /// Claims a pending task for the caller and moves it to `in_progress`, with no lease: the
     /// caller holds it until they let go. Refused while it waits on unfinished dependencies.
-    pub async fn start(
-        &self,
-        who: &Identity,
-        id: i64,
-        expect: impl Into<Expect>,
-    ) -> Result<Task> {
+    pub async fn start(&self, who: &Identity, id: i64, expect: impl Into<Expect>) -> Result<Task> {
         self.act(
             who,
             id,
@@ -178,8 +171,7 @@ impl TaskFlow {
         id: i64,
         expect: impl Into<Expect>,
     ) -> Result<Task> {
-        self.act(who, id, Action::SubmitForReview, expect)
-            .await
+        self.act(who, id, Action::SubmitForReview, expect).await
     }
 
     /// Sends a task in review back to `in_progress`.
@@ -189,8 +181,7 @@ impl TaskFlow {
         id: i64,
         expect: impl Into<Expect>,
     ) -> Result<Task> {
-        self.act(who, id, Action::RequestChanges, expect)
-            .await
+        self.act(who, id, Action::RequestChanges, expect).await
     }
 
     /// Completes a task in progress or in review.
@@ -211,8 +202,7 @@ impl TaskFlow {
         reason: Option<String>,
         expect: impl Into<Expect>,
     ) -> Result<Task> {
-        self.act(who, id, Action::Block { reason }, expect)
-            .await
+        self.act(who, id, Action::Block { reason }, expect).await
     }
 
     /// Lifts a block: back to `in_progress` if the task is assigned, else to `pending`.
@@ -382,9 +372,7 @@ impl TaskFlow {
 
     /// The work queue of the store, or [`Error::Unsupported`].
     pub(crate) fn queue(&self, operation: &'static str) -> Result<&dyn QueueStore> {
-        self.store
-            .queue()
-            .ok_or(Error::Unsupported { operation })
+        self.store.queue().ok_or(Error::Unsupported { operation })
     }
 
     /// Refuses to start task `id` while it waits on unfinished dependencies. A store without
@@ -455,9 +443,7 @@ pub(crate) fn refusal(conflict: Conflict) -> Error {
         Conflict::DependencyMissing { depends_on } => {
             Error::validation("depends_on", format!("task {depends_on} not found"))
         }
-        Conflict::DependencyCycle { .. } => {
-            Error::validation("depends_on", "would create a cycle")
-        }
+        Conflict::DependencyCycle { .. } => Error::validation("depends_on", "would create a cycle"),
         Conflict::NoSuchDependency { depends_on } => Error::NotFound {
             kind: Entity::Dependency,
             id: depends_on.to_string(),

@@ -7,14 +7,14 @@ use poem_openapi::{ApiResponse, OpenApi, Tags};
 use taskflow_core::TaskFlow;
 use taskflow_core::lifecycle::Action;
 use taskflow_core::model::{
-    AuditFilter, Paging, Precondition, Priority, Task, TaskFilter, TaskStatus,
+    AuditFilter, Expect, Paging, Precondition, Priority, ReadyFilter, Task, TaskFilter, TaskStatus,
 };
 
 use crate::auth::BearerAuth;
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::dto::{
-    AuditDto, BlockDto, CreateTaskDto, DbHealthDto, HealthDto, MeDto, PatchTaskDto, PutWorkerDto,
-    TaskDto, Wire, WorkerDto, parent_or_none,
+    AddDependencyDto, AuditDto, BlockDto, ClaimDto, CreateTaskDto, DbHealthDto, DependenciesDto,
+    HealthDto, MeDto, PatchTaskDto, PutWorkerDto, TaskDto, Wire, WorkerDto, parent_or_none,
 };
 use crate::error::ApiError;
 
@@ -22,6 +22,8 @@ use crate::error::ApiError;
 enum Tag {
     /// Tasks and their lifecycle.
     Tasks,
+    /// The agent work queue: dependencies, the ready queue, claim-next, leases.
+    Queue,
     /// The audit trail.
     Audit,
     /// The worker registry (who is an agent).
@@ -60,6 +62,34 @@ pub enum TaskListResponse {
 #[derive(ApiResponse)]
 pub enum DeleteTaskResponse {
     /// Deleted; its audit rows stay.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// What claim-next took.
+#[derive(ApiResponse)]
+#[allow(clippy::large_enum_variant)] // Built once per request and moved into the response.
+pub enum ClaimResponse {
+    /// The claimed task: `in_progress`, assigned to the caller, with a new fence and a lease.
+    #[oai(status = 200)]
+    Claimed(Json<TaskDto>, #[oai(header = "ETag")] String),
+    /// Nothing is ready for the caller.
+    #[oai(status = 204)]
+    NothingReady,
+}
+
+/// A task's dependencies.
+#[derive(ApiResponse)]
+pub enum DependenciesResponse {
+    /// What the task depends on, what depends on it, and what it still waits for.
+    #[oai(status = 200)]
+    Ok(Json<DependenciesDto>),
+}
+
+/// A removed dependency.
+#[derive(ApiResponse)]
+pub enum DependencyRemovedResponse {
+    /// The edge is gone.
     #[oai(status = 204)]
     NoContent,
 }
@@ -164,19 +194,17 @@ impl Api {
         Api { flow }
     }
 
-    /// Every lifecycle endpoint: one action on one task, guarded by `If-Match`.
+    /// Every lifecycle endpoint: one action on one task, guarded by `If-Match` and `fence`.
     async fn act(
         &self,
         auth: &BearerAuth,
         id: i64,
         if_match: Option<String>,
+        fence: Option<i64>,
         action: Action,
     ) -> Result<TaskResponse> {
-        let precondition = precondition(if_match.as_deref());
-        let task = self
-            .flow
-            .act(&auth.identity(), id, action, precondition)
-            .await?;
+        let expect = Expect::from(precondition(if_match.as_deref())).with_fence(fence);
+        let task = self.flow.act(&auth.identity(), id, action, expect).await?;
         Ok(task_ok(task))
     }
 }
@@ -316,6 +344,9 @@ impl Api {
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
         body: JsonBody<PatchTaskDto>,
     ) -> Result<TaskResponse> {
         let patch = body.0.try_into()?;
@@ -325,7 +356,7 @@ impl Api {
                 &auth.identity(),
                 id.0,
                 &patch,
-                precondition(if_match.0.as_deref()),
+                Expect::from(precondition(if_match.0.as_deref())).with_fence(fence.0),
             )
             .await?;
         Ok(task_ok(task))
@@ -371,8 +402,17 @@ impl Api {
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
+        /// Hold the task with a lease of this many seconds (10..=86400), renewed by heartbeats
+        /// and reclaimed when it runs out. Without it the caller holds the task until they let go.
+        lease_seconds: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
-        self.act(&auth, id.0, if_match.0, Action::Start).await
+        let action = Action::Start {
+            lease_seconds: lease_seconds.0,
+        };
+        self.act(&auth, id.0, if_match.0, fence.0, action).await
     }
 
     /// Report progress
@@ -395,12 +435,15 @@ impl Api {
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
         let action = Action::Progress {
             percent: percent.0,
             note: note.0,
         };
-        self.act(&auth, id.0, if_match.0, action).await
+        self.act(&auth, id.0, if_match.0, fence.0, action).await
     }
 
     /// Submit for review
@@ -419,8 +462,11 @@ impl Api {
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
-        self.act(&auth, id.0, if_match.0, Action::SubmitForReview)
+        self.act(&auth, id.0, if_match.0, fence.0, Action::SubmitForReview)
             .await
     }
 
@@ -440,8 +486,11 @@ impl Api {
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
-        self.act(&auth, id.0, if_match.0, Action::RequestChanges)
+        self.act(&auth, id.0, if_match.0, fence.0, Action::RequestChanges)
             .await
     }
 
@@ -461,8 +510,12 @@ impl Api {
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
-        self.act(&auth, id.0, if_match.0, Action::Complete).await
+        self.act(&auth, id.0, if_match.0, fence.0, Action::Complete)
+            .await
     }
 
     /// Block a task
@@ -481,12 +534,15 @@ impl Api {
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
         body: OptionalJsonBody<BlockDto>,
     ) -> Result<TaskResponse> {
         let action = Action::Block {
             reason: body.0.reason,
         };
-        self.act(&auth, id.0, if_match.0, action).await
+        self.act(&auth, id.0, if_match.0, fence.0, action).await
     }
 
     /// Unblock a task
@@ -505,8 +561,205 @@ impl Api {
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
-        self.act(&auth, id.0, if_match.0, Action::Unblock).await
+        self.act(&auth, id.0, if_match.0, fence.0, Action::Unblock)
+            .await
+    }
+
+    /// Release a task
+    ///
+    /// The assignee (or an admin) gives an `in_progress` task back: `pending`, unassigned, the
+    /// lease cleared, progress kept. Audit `released`.
+    #[oai(
+        path = "/api/tasks/:id/release",
+        method = "post",
+        tag = "Tag::Queue",
+        operation_id = "releaseTask"
+    )]
+    async fn release(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The task's `ETag`; 412 if it has moved on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
+    ) -> Result<TaskResponse> {
+        self.act(&auth, id.0, if_match.0, fence.0, Action::Release)
+            .await
+    }
+
+    /// Heartbeat
+    ///
+    /// The assignee extends the lease to now + `lease_seconds` (default: the length it was
+    /// granted with). Not a change: no version bump, no audit row, the ETag stays. 400
+    /// `Task has no lease` if there is none.
+    #[oai(
+        path = "/api/tasks/:id/heartbeat",
+        method = "post",
+        tag = "Tag::Queue",
+        operation_id = "heartbeatTask"
+    )]
+    async fn heartbeat(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
+        /// The new lease length, 10..=86400 seconds.
+        lease_seconds: Query<Option<i64>>,
+    ) -> Result<TaskResponse> {
+        let task = self
+            .flow
+            .heartbeat(
+                &auth.identity(),
+                id.0,
+                lease_seconds.0,
+                Expect::fence(fence.0),
+            )
+            .await?;
+        Ok(task_ok(task))
+    }
+
+    /// The ready queue
+    ///
+    /// The tasks ready for the caller: `pending`, unassigned or assigned to them, with every
+    /// dependency completed; most urgent first (critical, high, medium, low), then by id.
+    /// `X-Total-Count` counts every ready task.
+    #[oai(
+        path = "/api/tasks/ready",
+        method = "get",
+        tag = "Tag::Queue",
+        operation_id = "listReadyTasks"
+    )]
+    async fn ready(
+        &self,
+        auth: BearerAuth,
+        /// Only this project slug.
+        project: Query<Option<String>>,
+        /// Page size, 1..=100 (default 50).
+        limit: Query<Option<i64>>,
+        /// Rows to skip (default 0).
+        offset: Query<Option<i64>>,
+    ) -> Result<TaskListResponse> {
+        let filter = ReadyFilter {
+            project: project.0,
+            paging: Paging::new(limit.0, offset.0)?,
+        };
+        let page = self.flow.ready_tasks(&auth.identity(), &filter).await?;
+        Ok(TaskListResponse::Ok(
+            Json(page.items.into_iter().map(Into::into).collect()),
+            page.total,
+        ))
+    }
+
+    /// Claim the next task
+    ///
+    /// Takes the first task of the caller's ready queue and starts it for them in one atomic
+    /// step: `in_progress`, assigned to the caller, a new fence and a lease (`lease_seconds`,
+    /// default the server's `LEASE_SECONDS`). 204 with no body when nothing is ready. Of
+    /// concurrent claims each task goes to at most one caller, across server processes too.
+    #[oai(
+        path = "/api/tasks/claim",
+        method = "post",
+        tag = "Tag::Queue",
+        operation_id = "claimNextTask"
+    )]
+    async fn claim(
+        &self,
+        auth: BearerAuth,
+        body: OptionalJsonBody<ClaimDto>,
+    ) -> Result<ClaimResponse> {
+        let claimed = self
+            .flow
+            .claim_next(&auth.identity(), body.0.project, body.0.lease_seconds)
+            .await?;
+        Ok(match claimed {
+            Some(task) => {
+                let tag = etag(&task);
+                ClaimResponse::Claimed(Json(task.into()), tag)
+            }
+            None => ClaimResponse::NothingReady,
+        })
+    }
+
+    /// A task's dependencies
+    ///
+    /// What it depends on, what depends on it, and what it still waits for (`waiting_on`: the
+    /// dependencies not completed yet). Ids ascending.
+    #[oai(
+        path = "/api/tasks/:id/dependencies",
+        method = "get",
+        tag = "Tag::Queue",
+        operation_id = "getDependencies"
+    )]
+    async fn dependencies(&self, auth: BearerAuth, id: Path<i64>) -> Result<DependenciesResponse> {
+        let view = self.flow.dependencies(&auth.identity(), id.0).await?;
+        Ok(DependenciesResponse::Ok(Json(view.into())))
+    }
+
+    /// Add a dependency
+    ///
+    /// The task waits until `depends_on` is completed; it cannot start before. A change of the
+    /// task (version + 1, audit `dependency_added`); an edge that exists changes nothing. 422
+    /// `depends_on: task <id> not found`, or `depends_on: would create a cycle`.
+    #[oai(
+        path = "/api/tasks/:id/dependencies",
+        method = "post",
+        tag = "Tag::Queue",
+        operation_id = "addDependency"
+    )]
+    async fn add_dependency(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
+        body: JsonBody<AddDependencyDto>,
+    ) -> Result<DependenciesResponse> {
+        let view = self
+            .flow
+            .add_dependency(
+                &auth.identity(),
+                id.0,
+                body.0.depends_on,
+                Expect::fence(fence.0),
+            )
+            .await?;
+        Ok(DependenciesResponse::Ok(Json(view.into())))
+    }
+
+    /// Remove a dependency
+    ///
+    /// A change of the task (version + 1, audit `dependency_removed`). 404 `Dependency not found`
+    /// if there is no such edge.
+    #[oai(
+        path = "/api/tasks/:id/dependencies/:dep",
+        method = "delete",
+        tag = "Tag::Queue",
+        operation_id = "removeDependency"
+    )]
+    async fn remove_dependency(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The task it depends on.
+        dep: Path<i64>,
+        /// The fence the caller was given when it started the task; 409 `Lease lost` if the
+        /// task has moved on to another holder.
+        fence: Query<Option<i64>>,
+    ) -> Result<DependencyRemovedResponse> {
+        self.flow
+            .remove_dependency(&auth.identity(), id.0, dep.0, Expect::fence(fence.0))
+            .await?;
+        Ok(DependencyRemovedResponse::NoContent)
     }
 
     /// A task's audit trail

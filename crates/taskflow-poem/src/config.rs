@@ -22,6 +22,11 @@ pub struct ServerConfig {
     /// `LOG_LEVEL` (default `info`): a level or a `tracing` filter such as
     /// `info,taskflow_poem=debug`.
     pub log_level: String,
+    /// `LEASE_SECONDS` (default 1800, 10..=86400): the lease claim-next grants when the caller
+    /// names none.
+    pub lease_seconds: i64,
+    /// `LEASE_SWEEP_SECONDS` (default 5, at least 1): how often expired leases are reclaimed.
+    pub lease_sweep_seconds: u64,
 }
 
 /// Everything the ready-made server reads from its environment.
@@ -84,11 +89,36 @@ impl ServerConfig {
                 format!("'{log_level}' is not a level or filter: {e}"),
             )
         })?;
+        let lease_seconds = match get("LEASE_SECONDS") {
+            None => taskflow_core::model::DEFAULT_LEASE_SECONDS,
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .and_then(|n| taskflow_core::validate::lease_seconds(n).ok())
+                .ok_or_else(|| {
+                    EnvError::new(
+                        "LEASE_SECONDS",
+                        format!("must be a number of seconds 10..=86400, got '{v}'"),
+                    )
+                })?,
+        };
+        let lease_sweep_seconds = match get("LEASE_SWEEP_SECONDS") {
+            None => 5,
+            Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                EnvError::new(
+                    "LEASE_SWEEP_SECONDS",
+                    format!("must be a whole number of seconds, at least 1, got '{v}'"),
+                )
+            })?,
+        };
         Ok(ServerConfig {
             allowed_origins,
             host,
             port,
             log_level,
+            lease_seconds,
+            lease_sweep_seconds,
         })
     }
 }
@@ -150,6 +180,8 @@ mod tests {
         assert_eq!(c.server.host.to_string(), "127.0.0.1");
         assert_eq!(c.server.port, 8000);
         assert_eq!(c.server.log_level, "info");
+        assert_eq!(c.server.lease_seconds, 1800);
+        assert_eq!(c.server.lease_sweep_seconds, 5);
     }
 
     #[test]
@@ -162,6 +194,9 @@ mod tests {
             (vec![("JWKS_URL", "ftp://x")], "JWKS_URL"),
             (vec![("AUTH_SERVER_URL", "nope")], "AUTH_SERVER_URL"),
             (vec![("LOG_LEVEL", "very=loud=yes")], "LOG_LEVEL"),
+            (vec![("LEASE_SECONDS", "5")], "LEASE_SECONDS"),
+            (vec![("LEASE_SECONDS", "soon")], "LEASE_SECONDS"),
+            (vec![("LEASE_SWEEP_SECONDS", "0")], "LEASE_SWEEP_SECONDS"),
         ] {
             let err = config(&vars).unwrap_err();
             assert_eq!(err.var, var, "{err}");

@@ -6,7 +6,8 @@ use poem_openapi::Object;
 use poem_openapi::types::MaybeUndefined;
 use serde::Deserialize;
 use taskflow_core::model::{
-    Actor, ActorType, AuditEntry, NewTask, Priority, Task, TaskPatch, TaskStatus, Worker,
+    Actor, ActorType, AuditEntry, DependencyView, NewTask, Priority, Task, TaskPatch, TaskStatus,
+    Worker, WorkerType,
 };
 
 use crate::error::ApiError;
@@ -53,6 +54,12 @@ pub struct TaskDto {
     pub updated_at: DateTime<Utc>,
     /// Starts at 1, +1 per change. Also sent as the `ETag` header.
     pub version: i64,
+    /// 0 for a new task, +1 on every start (claim included). A holder sends it back as `fence`
+    /// on its writes; a stale one gets 409 `Lease lost`.
+    pub fence: i64,
+    /// When the holder's lease runs out (UTC), if the task was started with one.
+    #[oai(nullable)]
+    pub lease_expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<Task> for TaskDto {
@@ -70,6 +77,8 @@ impl From<Task> for TaskDto {
             created_at: t.created_at,
             updated_at: t.updated_at,
             version: t.version,
+            fence: t.fence,
+            lease_expires_at: t.lease_expires_at,
         }
     }
 }
@@ -256,7 +265,7 @@ pub struct WorkerDto {
     pub id: String,
     #[allow(missing_docs)]
     #[oai(rename = "type")]
-    pub worker_type: Wire<ActorType>,
+    pub worker_type: Wire<WorkerType>,
     /// Display name.
     #[oai(nullable)]
     pub name: Option<String>,
@@ -282,7 +291,7 @@ pub struct PutWorkerDto {
     #[allow(missing_docs)]
     #[oai(rename = "type")]
     #[serde(rename = "type")]
-    pub worker_type: Wire<ActorType>,
+    pub worker_type: Wire<WorkerType>,
     /// Display name.
     #[serde(default)]
     #[oai(nullable)]
@@ -333,4 +342,51 @@ pub struct HealthDto {
 pub struct DbHealthDto {
     /// `connected`.
     pub database: String,
+}
+
+/// The body of `POST /api/tasks/{id}/dependencies`.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[oai(rename = "DependencyAdd")]
+pub struct AddDependencyDto {
+    /// The task this one will wait for.
+    pub depends_on: i64,
+}
+
+/// A task's dependencies, ids ascending.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Dependencies")]
+pub struct DependenciesDto {
+    /// The task.
+    pub task_id: i64,
+    /// The tasks it depends on.
+    pub depends_on: Vec<i64>,
+    /// The tasks that depend on it.
+    pub dependents: Vec<i64>,
+    /// The tasks it depends on that are not completed yet; it cannot start while any remain.
+    pub waiting_on: Vec<i64>,
+}
+
+impl From<DependencyView> for DependenciesDto {
+    fn from(v: DependencyView) -> Self {
+        DependenciesDto {
+            task_id: v.task_id,
+            depends_on: v.depends_on,
+            dependents: v.dependents,
+            waiting_on: v.waiting_on,
+        }
+    }
+}
+
+/// The optional body of `POST /api/tasks/claim`.
+#[derive(Debug, Clone, Default, Object, Deserialize)]
+#[oai(rename = "ClaimRequest")]
+pub struct ClaimDto {
+    /// Only tasks of this project.
+    #[oai(nullable)]
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The lease to hold, 10..=86400 seconds (default: the server's `LEASE_SECONDS`).
+    #[oai(nullable)]
+    #[serde(default)]
+    pub lease_seconds: Option<i64>,
 }

@@ -118,7 +118,10 @@ const DOCUMENTED: &[(u16, &str)] = &[
     ),
     (403, "The policy does not allow this actor to do this"),
     (404, "No such task, worker or route"),
-    (409, "The task has subtasks"),
+    (
+        409,
+        "The task has subtasks or dependents, or the caller's lease was lost (`fence`)",
+    ),
     (412, "`If-Match` does not match the task's version"),
     (413, "The request body is over 64 KiB"),
     (
@@ -127,6 +130,7 @@ const DOCUMENTED: &[(u16, &str)] = &[
     ),
     (422, "Invalid input; the message starts with the field name"),
     (500, "Internal error"),
+    (501, "The store does not support this operation"),
     (503, "The database or the signing keys are unavailable"),
 ];
 
@@ -160,10 +164,14 @@ impl From<taskflow_core::Error> for ApiError {
         let status = match &err {
             E::NotFound { .. } => StatusCode::NOT_FOUND,
             E::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            E::InvalidTransition { .. } | E::InvalidStatusChange { .. } => StatusCode::BAD_REQUEST,
+            E::InvalidTransition { .. }
+            | E::InvalidStatusChange { .. }
+            | E::WaitingOnDependencies { .. }
+            | E::NoLease => StatusCode::BAD_REQUEST,
             E::Forbidden { .. } => StatusCode::FORBIDDEN,
             E::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
-            E::HasSubtasks => StatusCode::CONFLICT,
+            E::HasSubtasks | E::HasDependents | E::LeaseLost { .. } => StatusCode::CONFLICT,
+            E::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             E::Unavailable(_) => {
                 tracing::error!(error = %err, "database unavailable");
                 // Clients, proxies and load balancers retry a 503. The cause stays in the log.

@@ -144,17 +144,36 @@ pub async fn serve(config: Config, store: DynStore) -> Result<(), ServeError> {
         .unwrap_or(addr);
     print_banner(&config, local, dev_token.as_deref());
 
-    let app = app(
-        TaskFlow::new(store.clone()),
-        verifier,
-        &config.server.allowed_origins,
-    );
+    let flow = TaskFlow::new(store.clone()).with_default_lease(config.server.lease_seconds)?;
+    let sweeper = tokio::spawn(sweep_leases(
+        flow.clone(),
+        Duration::from_secs(config.server.lease_sweep_seconds),
+    ));
+    let app = app(flow, verifier, &config.server.allowed_origins);
     let result = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(SHUTDOWN_GRACE))
         .await;
+    sweeper.abort();
     tracing::info!("shutting down: closing the store");
     store.close().await?;
     result.map_err(|source| ServeError::Io { addr, source })
+}
+
+/// Reclaims expired leases every `every`, for as long as the server runs. Several server
+/// processes on one database may all sweep: each lease is reclaimed exactly once.
+async fn sweep_leases(flow: TaskFlow, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match flow.sweep_expired_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(reclaimed = n, "expired leases reclaimed"),
+            // A store without the work queue has no leases to sweep.
+            Err(taskflow_core::Error::Unsupported { .. }) => return,
+            Err(err) => tracing::warn!(error = %err, "lease sweep failed; retrying"),
+        }
+    }
 }
 
 fn print_banner(config: &Config, addr: SocketAddr, dev_token: Option<&str>) {

@@ -11,7 +11,8 @@ use super::{RaceStore, TestResult, race};
 use crate::error::{Error, Result};
 use crate::lifecycle::Move;
 use crate::model::{
-    AuditAction, WorkerType, AuditFilter, Identity, NewTask, Task, TaskFilter, TaskPatch, TaskStatus,
+    AuditAction, AuditFilter, Identity, NewTask, Task, TaskFilter, TaskPatch, TaskStatus,
+    WorkerType,
 };
 use crate::{DynStore, TaskFlow};
 

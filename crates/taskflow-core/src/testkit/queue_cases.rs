@@ -11,6 +11,7 @@ use tokio::sync::Barrier;
 
 use super::TestResult;
 use super::store_cases::{draft, insert, row};
+use crate::TaskFlow;
 use crate::error::Error;
 use crate::lifecycle::READY;
 use crate::model::{
@@ -20,7 +21,6 @@ use crate::model::{
 use crate::store::{
     Conflict, DependencyWrite, DynStore, EdgeChange, LeaseWrite, QueueStore, Written,
 };
-use crate::TaskFlow;
 
 fn queue(store: &DynStore) -> &dyn QueueStore {
     store
@@ -76,10 +76,16 @@ pub async fn dependency_edges_are_written_with_their_task(store: DynStore) -> Te
     let b = insert(&store, draft("b")).await?;
     let c = insert(&store, draft("c")).await?;
 
-    assert_eq!(q.write_dependency(&edge(&a, add(b.id))).await?, Written::Done(()));
+    assert_eq!(
+        q.write_dependency(&edge(&a, add(b.id))).await?,
+        Written::Done(())
+    );
     let a = get(&store, a.id).await?;
     assert_eq!(a.version, 2);
-    assert_eq!(q.write_dependency(&edge(&a, add(c.id))).await?, Written::Done(()));
+    assert_eq!(
+        q.write_dependency(&edge(&a, add(c.id))).await?,
+        Written::Done(())
+    );
     let a = get(&store, a.id).await?;
     let deps = q.dependencies(a.id).await?;
     assert_eq!(
@@ -135,8 +141,14 @@ pub async fn dependency_cycles_are_refused_inside_the_write(store: DynStore) -> 
     let a = insert(&store, draft("a")).await?;
     let b = insert(&store, draft("b")).await?;
     let c = insert(&store, draft("c")).await?;
-    assert_eq!(q.write_dependency(&edge(&a, add(b.id))).await?, Written::Done(()));
-    assert_eq!(q.write_dependency(&edge(&b, add(c.id))).await?, Written::Done(()));
+    assert_eq!(
+        q.write_dependency(&edge(&a, add(b.id))).await?,
+        Written::Done(())
+    );
+    assert_eq!(
+        q.write_dependency(&edge(&b, add(c.id))).await?,
+        Written::Done(())
+    );
     let (b, c) = (get(&store, b.id).await?, get(&store, c.id).await?);
     for (task, target) in [(&c, a.id), (&b, a.id), (&c, c.id)] {
         assert_eq!(
@@ -148,7 +160,10 @@ pub async fn dependency_cycles_are_refused_inside_the_write(store: DynStore) -> 
     }
     // A diamond is not a cycle.
     let a = get(&store, a.id).await?;
-    assert_eq!(q.write_dependency(&edge(&a, add(c.id))).await?, Written::Done(()));
+    assert_eq!(
+        q.write_dependency(&edge(&a, add(c.id))).await?,
+        Written::Done(())
+    );
     Ok(())
 }
 
@@ -194,7 +209,10 @@ pub async fn delete_refuses_dependents_and_drops_own_edges(store: DynStore) -> T
     let q = queue(&store);
     let a = insert(&store, draft("a")).await?;
     let b = insert(&store, draft("b")).await?;
-    assert_eq!(q.write_dependency(&edge(&a, add(b.id))).await?, Written::Done(()));
+    assert_eq!(
+        q.write_dependency(&edge(&a, add(b.id))).await?,
+        Written::Done(())
+    );
     let deleted = row(AuditAction::Deleted);
     assert_eq!(store.delete_task(b.id, 9, &deleted).await?, Written::Stale);
     assert_eq!(
@@ -202,9 +220,15 @@ pub async fn delete_refuses_dependents_and_drops_own_edges(store: DynStore) -> T
         Written::Refused(Conflict::HasDependents)
     );
     assert!(store.get_task(b.id).await?.is_some());
-    assert_eq!(store.delete_task(a.id, 2, &deleted).await?, Written::Done(()));
+    assert_eq!(
+        store.delete_task(a.id, 2, &deleted).await?,
+        Written::Done(())
+    );
     assert!(q.dependencies(b.id).await?.dependents.is_empty());
-    assert_eq!(store.delete_task(b.id, 1, &deleted).await?, Written::Done(()));
+    assert_eq!(
+        store.delete_task(b.id, 1, &deleted).await?,
+        Written::Done(())
+    );
     Ok(())
 }
 
@@ -219,31 +243,62 @@ pub async fn ready_queue_orders_by_urgency_then_id(store: DynStore) -> TestResul
     let crit = insert(&store, with("crit", |d| d.priority = Priority::Critical)).await?;
     let high = insert(&store, with("high", |d| d.priority = Priority::High)).await?;
     let crit2 = insert(&store, with("crit2", |d| d.priority = Priority::Critical)).await?;
-    let mine = insert(&store, with("mine", |d| d.assigned_to = Some("alice".into()))).await?;
-    let theirs = insert(&store, with("theirs", |d| d.assigned_to = Some("bob".into()))).await?;
+    let mine = insert(
+        &store,
+        with("mine", |d| d.assigned_to = Some("alice".into())),
+    )
+    .await?;
+    let theirs = insert(
+        &store,
+        with("theirs", |d| d.assigned_to = Some("bob".into())),
+    )
+    .await?;
     let blocked = insert(&store, with("blocked", |d| d.status = TaskStatus::Blocked)).await?;
     let other = insert(&store, with("other", |d| d.project_slug = Some("p".into()))).await?;
     // `waits` depends on `high`, which is not completed.
     let waits = insert(&store, draft("waits")).await?;
-    assert_eq!(q.write_dependency(&edge(&waits, add(high.id))).await?, Written::Done(()));
+    assert_eq!(
+        q.write_dependency(&edge(&waits, add(high.id))).await?,
+        Written::Done(())
+    );
     // `done_dep` depends on a completed task: ready.
-    let finished = insert(&store, with("finished", |d| d.status = TaskStatus::Completed)).await?;
+    let finished = insert(
+        &store,
+        with("finished", |d| d.status = TaskStatus::Completed),
+    )
+    .await?;
     let done_dep = insert(&store, draft("done_dep")).await?;
     assert_eq!(
-        q.write_dependency(&edge(&done_dep, add(finished.id))).await?,
+        q.write_dependency(&edge(&done_dep, add(finished.id)))
+            .await?,
         Written::Done(())
     );
 
     let ids = |page: crate::model::Page<Task>| page.items.iter().map(|t| t.id).collect::<Vec<_>>();
-    let all = q.ready_tasks("alice", &ReadyFilter::default(), &READY).await?;
+    let all = q
+        .ready_tasks("alice", &ReadyFilter::default(), &READY)
+        .await?;
     assert_eq!(all.total, 7);
     assert_eq!(
         ids(all),
-        [crit.id, crit2.id, high.id, mine.id, other.id, done_dep.id, low.id]
+        [
+            crit.id,
+            crit2.id,
+            high.id,
+            mine.id,
+            other.id,
+            done_dep.id,
+            low.id
+        ]
     );
     // Bob sees his own task and not alice's.
-    let bobs = ids(q.ready_tasks("bob", &ReadyFilter::default(), &READY).await?);
-    assert!(bobs.contains(&theirs.id) && !bobs.contains(&mine.id), "{bobs:?}");
+    let bobs = ids(q
+        .ready_tasks("bob", &ReadyFilter::default(), &READY)
+        .await?);
+    assert!(
+        bobs.contains(&theirs.id) && !bobs.contains(&mine.id),
+        "{bobs:?}"
+    );
     assert!(!bobs.contains(&blocked.id) && !bobs.contains(&waits.id));
     let in_p = q
         .ready_tasks(
@@ -312,9 +367,15 @@ pub async fn claim_next_takes_the_head_and_writes_the_started_row(store: DynStor
         Some(json!({"claimed": true, "fence": 1, "lease_seconds": 60}))
     );
 
-    let next = f.claim_next(&alice(), None, None).await?.expect("the low one");
+    let next = f
+        .claim_next(&alice(), None, None)
+        .await?
+        .expect("the low one");
     assert_eq!(next.id, low.id);
-    assert_eq!(next.lease_seconds, Some(crate::model::DEFAULT_LEASE_SECONDS));
+    assert_eq!(
+        next.lease_seconds,
+        Some(crate::model::DEFAULT_LEASE_SECONDS)
+    );
     assert_eq!(f.claim_next(&alice(), None, None).await?, None);
     Ok(())
 }
@@ -325,7 +386,11 @@ pub async fn concurrent_claims_never_share_a_task(store: DynStore) -> TestResult
     let f = TaskFlow::new(store.clone());
     let mut ids = HashSet::new();
     for i in 0..20 {
-        ids.insert(f.create_task(&alice(), NewTask::titled(format!("t{i}"))).await?.id);
+        ids.insert(
+            f.create_task(&alice(), NewTask::titled(format!("t{i}")))
+                .await?
+                .id,
+        );
     }
     let barrier = Arc::new(Barrier::new(50));
     let claims = (0..50).map(|i| {
@@ -363,7 +428,10 @@ pub async fn concurrent_claims_never_share_a_task(store: DynStore) -> TestResult
     assert_eq!(started.total, 20);
     for id in ids {
         let t = get(&store, id).await?;
-        assert_eq!((t.status, t.fence, t.version), (TaskStatus::InProgress, 1, 2));
+        assert_eq!(
+            (t.status, t.fence, t.version),
+            (TaskStatus::InProgress, 1, 2)
+        );
     }
     Ok(())
 }
@@ -415,7 +483,9 @@ pub async fn expired_leases_are_listed_and_reclaimed_exactly_once(store: DynStor
     let f = TaskFlow::new(store.clone());
     let mut leased = Vec::new();
     for (i, secs) in [30, 10, 20].into_iter().enumerate() {
-        let t = f.create_task(&alice(), NewTask::titled(format!("t{i}"))).await?;
+        let t = f
+            .create_task(&alice(), NewTask::titled(format!("t{i}")))
+            .await?;
         leased.push(
             f.act(
                 &Identity::user(format!("agent-{i}")),
@@ -432,7 +502,12 @@ pub async fn expired_leases_are_listed_and_reclaimed_exactly_once(store: DynStor
     f.start(&alice(), unleased.id, None).await?;
 
     let at = now() + Duration::seconds(25);
-    let expired: Vec<i64> = q.expired_leases(at, 100).await?.iter().map(|t| t.id).collect();
+    let expired: Vec<i64> = q
+        .expired_leases(at, 100)
+        .await?
+        .iter()
+        .map(|t| t.id)
+        .collect();
     assert_eq!(expired, [leased[1].id, leased[2].id], "oldest expiry first");
     assert!(q.expired_leases(now(), 100).await?.is_empty());
 
@@ -453,7 +528,10 @@ pub async fn expired_leases_are_listed_and_reclaimed_exactly_once(store: DynStor
         let stored = get(&store, t.id).await?;
         assert_eq!(stored.status, TaskStatus::Pending);
         assert_eq!(stored.assigned_to, None);
-        assert_eq!((stored.lease_expires_at, stored.lease_seconds), (None, None));
+        assert_eq!(
+            (stored.lease_expires_at, stored.lease_seconds),
+            (None, None)
+        );
         assert_eq!(stored.version, t.version + 1);
         let rows = store.task_audit(t.id).await?;
         let expiries: Vec<_> = rows
@@ -468,8 +546,15 @@ pub async fn expired_leases_are_listed_and_reclaimed_exactly_once(store: DynStor
             Some(json!({"assignee": t.assigned_to, "fence": t.fence}))
         );
     }
-    assert_eq!(get(&store, leased[0].id).await?.status, TaskStatus::InProgress);
-    assert_eq!(f.sweep_expired_leases_at(at).await?, 0, "nothing left to reclaim");
+    assert_eq!(
+        get(&store, leased[0].id).await?.status,
+        TaskStatus::InProgress
+    );
+    assert_eq!(
+        f.sweep_expired_leases_at(at).await?,
+        0,
+        "nothing left to reclaim"
+    );
     Ok(())
 }
 
@@ -491,7 +576,12 @@ pub async fn heartbeat_keeps_a_lease_past_its_first_expiry(store: DynStore) -> T
         .await?;
     let first_expiry = t.lease_expires_at.expect("a lease");
     let beat = f
-        .heartbeat(&agent, t.id, Some(60), crate::model::Expect::fence(Some(t.fence)))
+        .heartbeat(
+            &agent,
+            t.id,
+            Some(60),
+            crate::model::Expect::fence(Some(t.fence)),
+        )
         .await?;
     assert_eq!(beat.version, t.version, "a heartbeat is not a change");
     assert!(beat.lease_expires_at.expect("a lease") >= first_expiry + Duration::seconds(50));
@@ -515,7 +605,10 @@ pub async fn a_stale_holder_is_fenced_off(store: DynStore) -> TestResult {
     let first = f.claim_next(&old, None, Some(10)).await?.expect("claimed");
     let at = first.lease_expires_at.expect("a lease") + Duration::seconds(1);
     assert_eq!(f.sweep_expired_leases_at(at).await?, 1);
-    let second = f.claim_next(&new, None, Some(60)).await?.expect("re-claimed");
+    let second = f
+        .claim_next(&new, None, Some(60))
+        .await?
+        .expect("re-claimed");
     assert_eq!((second.id, second.fence), (first.id, first.fence + 1));
 
     let stale = crate::model::Expect::fence(Some(first.fence));
@@ -543,7 +636,11 @@ pub async fn a_stale_holder_is_fenced_off(store: DynStore) -> TestResult {
     assert_eq!(get(&store, first.id).await?, second, "nothing was written");
     // The new holder, naming its fence, goes on.
     let done = f
-        .complete(&new, first.id, crate::model::Expect::fence(Some(second.fence)))
+        .complete(
+            &new,
+            first.id,
+            crate::model::Expect::fence(Some(second.fence)),
+        )
         .await?;
     assert_eq!(done.status, TaskStatus::Completed);
     assert_eq!((done.lease_expires_at, done.lease_seconds), (None, None));

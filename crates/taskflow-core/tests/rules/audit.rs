@@ -1,6 +1,8 @@
 //! The audit trail through the service: filters, paging, unknown tasks, and what each row keeps.
 
-use taskflow_core::model::{WorkerType, ActorType, AuditEntry, AuditFilter, Page, Paging, TaskPatch};
+use taskflow_core::model::{
+    ActorType, AuditEntry, AuditFilter, Page, Paging, TaskPatch, WorkerType,
+};
 
 use super::*;
 
@@ -149,10 +151,12 @@ async fn audit_keeps_project_after_change() -> TestResult {
 #[tokio::test]
 async fn audit_keeps_actor_type_as_written() -> TestResult {
     let f = flow();
-    f.put_worker(&root(), "bot", WorkerType::Agent, None).await?;
+    f.put_worker(&root(), "bot", WorkerType::Agent, None)
+        .await?;
     let bot = Identity::user("bot");
     let t = f.create_task(&bot, NewTask::titled("t")).await?;
-    f.put_worker(&root(), "bot", WorkerType::Human, None).await?;
+    f.put_worker(&root(), "bot", WorkerType::Human, None)
+        .await?;
     f.start(&bot, t.id, None).await?;
     let types: Vec<_> = audit(&f, t.id)
         .await?

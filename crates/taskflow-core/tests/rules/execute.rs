@@ -3,9 +3,9 @@
 
 use serde_json::json;
 use taskflow_core::lifecycle::Action;
-use taskflow_core::model::{WorkerType, 
+use taskflow_core::model::{
     Actor, ActorType, AuditFilter, Page, Paging, Precondition, Priority, TaskFilter, TaskPatch,
-    Timestamp,
+    Timestamp, WorkerType,
 };
 use taskflow_core::{Command, Outcome};
 
@@ -166,7 +166,15 @@ async fn by_commands(f: &TaskFlow) -> Result<Vec<Outcome>> {
         fence: None,
     };
     let rest = [
-        (agent.clone(), act(Action::Start { lease_seconds: None }, Precondition::Version(1))),
+        (
+            agent.clone(),
+            act(
+                Action::Start {
+                    lease_seconds: None,
+                },
+                Precondition::Version(1),
+            ),
+        ),
         (
             agent.clone(),
             Command::UpdateTask {
@@ -270,7 +278,9 @@ async fn execute_create_start_update_audit_delete() -> TestResult {
 
     let start = Command::Act {
         id: t.id,
-        action: Action::Start { lease_seconds: None },
+        action: Action::Start {
+            lease_seconds: None,
+        },
         precondition: Precondition::Version(1),
         fence: None,
     };
@@ -446,7 +456,9 @@ async fn execute_refuses_as_the_methods_do() -> TestResult {
                     &a,
                     Command::Act {
                         id,
-                        action: Action::Start { lease_seconds: None },
+                        action: Action::Start {
+                            lease_seconds: None,
+                        },
                         precondition: Precondition::Any,
                         fence: None,
                     },
@@ -709,7 +721,9 @@ async fn command_round_trips_through_serde_json() -> TestResult {
         Command::Whoami,
     ];
     let moves = [
-        Action::Start { lease_seconds: None },
+        Action::Start {
+            lease_seconds: None,
+        },
         Action::Progress {
             percent: 40,
             note: Some("note".into()),
@@ -768,7 +782,9 @@ async fn command_reads_hand_written_json() -> TestResult {
         read(json!({"op": "act", "id": 3, "action": {"move": "start"}}))?,
         Command::Act {
             id: 3,
-            action: Action::Start { lease_seconds: None },
+            action: Action::Start {
+                lease_seconds: None
+            },
             precondition: Precondition::Any,
             fence: None,
         }

@@ -24,6 +24,7 @@ mod execute;
 mod lifecycle;
 mod listings;
 mod patch;
+mod queue;
 mod versions;
 mod workers;
 
