@@ -47,6 +47,11 @@ pub(crate) enum SqliteError {
     #[error("the SQLite store cannot check the invariant {0}; nothing was written")]
     UnknownInvariant(String),
 
+    #[error(
+        "claim-next could not write task {id}, which it had picked under the write lock; nothing was written"
+    )]
+    ClaimNotWritten { id: i64 },
+
     #[error("the SQLite store is closed")]
     Closed,
 
@@ -94,7 +99,8 @@ impl From<SqliteError> for taskflow_core::Error {
     }
 }
 
-/// True for a foreign-key violation, which here always means a `parent_id` that does not exist.
+/// True for a foreign-key violation. On an insert or update of a `tasks` row it can only be a
+/// `parent_id` that does not exist.
 pub(crate) fn is_foreign_key_violation(err: &rusqlite::Error) -> bool {
     matches!(
         err,

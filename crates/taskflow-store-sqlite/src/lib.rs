@@ -5,7 +5,19 @@
 //! - **Migrations** are numbered `.sql` files embedded in the binary and applied with
 //!   `rusqlite_migration`, which tracks the schema version in `PRAGMA user_version`. Reopening a
 //!   database is safe; a database written by a newer schema version is refused with a clear
-//!   error, as is a file that is not a SQLite database.
+//!   error, as is a file that is not a SQLite database. Pending migrations run in one
+//!   transaction: a failed upgrade leaves the file as it was.
+//!   - `0001_initial.sql` (schema 1, taskflow 0.1.0): `tasks`, `audit_log`, `workers`.
+//!   - `0002_work_queue.sql` (schema 2): `tasks` gains `fence` (0 on existing rows),
+//!     `lease_expires_at` and `lease_seconds` (NULL: no lease), added in place with
+//!     `ALTER TABLE … ADD COLUMN` (no table is rebuilt, which would need foreign keys off and so
+//!     could not run inside the migration's transaction); a `task_dependencies (task_id,
+//!     depends_on)` table whose `task_id` cascades on delete (a deleted task drops the edges it
+//!     holds) and whose `depends_on` does not (the store refuses to delete a task others depend
+//!     on; the foreign key is the safety net); indexes for dependents, expiring leases and the
+//!     ready queue. A 0.1.0 database upgrades in place on first open, keeping every row and
+//!     id (the tests upgrade a real 0.1.0 file, `tests/fixtures/0.1.0/` at the repository
+//!     root).
 //! - **Settings**: WAL journal, `synchronous=NORMAL`, a busy timeout, foreign keys on, and
 //!   `BEGIN IMMEDIATE` for every write, so a read-then-write never deadlocks on lock upgrade.
 //! - **Concurrency**: one writer connection and a small pool of read-only connections. Under WAL,
@@ -28,7 +40,33 @@
 //!   - A `parent_id` naming no task fails the schema's foreign key, and the write is refused
 //!     with [`taskflow_core::Conflict::ParentMissing`]; nothing is written.
 //!   - `delete_task` checks the version first, then subtasks
-//!     ([`taskflow_core::Conflict::HasSubtasks`]); the task's audit rows stay.
+//!     ([`taskflow_core::Conflict::HasSubtasks`]), then dependents
+//!     ([`taskflow_core::Conflict::HasDependents`]); the task's audit rows stay, and the
+//!     dependency edges it holds go with it.
+//! - **The work queue** ([`QueueStore`], through [`Store::queue`]) keeps the same rules: every
+//!   write is one `BEGIN IMMEDIATE` transaction with its audit row (a lease extension writes
+//!   none and keeps the version), compare-and-set on the task's version, checks inside the
+//!   transaction.
+//!   - `write_dependency` checks, in order: the version ([`Written::Stale`]), then for an added
+//!     edge a missing target, an existing edge, and a cycle (a recursive CTE that follows
+//!     `task_dependencies` from the target with `UNION`, so a cycle already stored ends the
+//!     walk; a self edge is a cycle); for a removed edge, that it exists. The single writer
+//!     holds from the check to the commit, so two concurrent opposite edges cannot both pass.
+//!   - The ready queue is selected in SQL from the lifecycle's [`ReadyRule`]: every status and
+//!     priority is bound from it, none is spelled by the store. Tasks in the ready status,
+//!     unassigned or the caller's, with no dependency outside the finished status; ordered by
+//!     the rank of their priority in the rule's urgency, then by id.
+//!   - `claim_next` is one `BEGIN IMMEDIATE` transaction: it selects the head of the caller's
+//!     ready queue, asks the claim's `decide` (the lifecycle's start), writes the task
+//!     (compare-and-set on the version it read) and its `started` row, and commits. The write
+//!     lock is SQLite's, on the database file: it is held from the pick to the commit, so no
+//!     other claimer, on this store or on another connection or process using the same file,
+//!     can pick the same task; the next one to get the lock sees it started and takes the next
+//!     task. No claim is ever lost and retried, and a refused decision writes nothing. Claims
+//!     are serialized, one commit each.
+//!   - `expired_leases` reads the tasks whose `lease_expires_at` (RFC 3339 text in UTC with
+//!     microseconds, so text order is time order) is at or before the given time, oldest expiry
+//!     first; the lifecycle only ever holds a lease on an `in_progress` task.
 //! - **Errors**: a closed store, or a database lock held by another process past the busy
 //!   timeout, is [`taskflow_core::Error::Unavailable`]; anything else that fails is
 //!   [`taskflow_core::Error::Backend`].
@@ -60,15 +98,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
+use taskflow_core::lifecycle::ReadyRule;
 use taskflow_core::model::{
-    AuditDraft, AuditEntry, AuditFilter, Page, Task, TaskDraft, TaskFilter, Worker,
+    AuditDraft, AuditEntry, AuditFilter, Page, ReadyFilter, Task, TaskDraft, TaskFilter, Timestamp,
+    Worker,
 };
-use taskflow_core::{Result, Store, TaskWrite, Written};
+use taskflow_core::{
+    Claim, Dependencies, DependencyWrite, LeaseWrite, QueueStore, Result, Store, TaskWrite, Written,
+};
 
 use crate::error::SqliteError;
 
 /// The embedded migrations, in order. Their count is the schema version this build writes.
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("../migrations/0001_initial.sql")),
+    M::up(include_str!("../migrations/0002_work_queue.sql")),
+];
 
 /// How a [`SqliteStore`] opens its database.
 #[derive(Debug, Clone)]
@@ -372,6 +417,49 @@ impl Store for SqliteStore {
         })
         .await
         .map_err(SqliteError::from)?
+    }
+
+    fn queue(&self) -> Option<&dyn QueueStore> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl QueueStore for SqliteStore {
+    async fn dependencies(&self, task_id: i64) -> Result<Dependencies> {
+        self.read(move |c| Ok(sql::dependencies(c, task_id)?)).await
+    }
+
+    async fn write_dependency(&self, write: &DependencyWrite) -> Result<Written<()>> {
+        let write = write.clone();
+        self.write(move |c| Ok(sql::write_dependency(c, &write)?))
+            .await
+    }
+
+    async fn ready_tasks(
+        &self,
+        actor_id: &str,
+        filter: &ReadyFilter,
+        rule: &ReadyRule,
+    ) -> Result<Page<Task>> {
+        let (actor_id, filter, rule) = (actor_id.to_owned(), filter.clone(), *rule);
+        self.read(move |c| Ok(sql::ready_tasks(c, &actor_id, &filter, &rule)?))
+            .await
+    }
+
+    async fn claim_next(&self, claim: &Claim) -> Result<Option<Task>> {
+        let claim = claim.clone();
+        self.write(move |c| sql::claim_next(c, &claim)).await
+    }
+
+    async fn extend_lease(&self, write: &LeaseWrite) -> Result<Written<()>> {
+        let write = write.clone();
+        self.write(move |c| Ok(sql::extend_lease(c, &write)?)).await
+    }
+
+    async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>> {
+        self.read(move |c| Ok(sql::expired_leases(c, &now, limit)?))
+            .await
     }
 }
 

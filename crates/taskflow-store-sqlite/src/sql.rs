@@ -7,17 +7,23 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{
     Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params, params_from_iter,
 };
+use taskflow_core::lifecycle::ReadyRule;
 use taskflow_core::model::{
-    AuditDraft, AuditEntry, AuditFilter, Page, Task, TaskDraft, TaskFilter, Timestamp, Worker,
+    AuditDraft, AuditEntry, AuditFilter, Page, ReadyFilter, Task, TaskDraft, TaskFilter, Timestamp,
+    Worker,
 };
-use taskflow_core::{Conflict, Invariant, TaskWrite, Written};
+use taskflow_core::{
+    Claim, Conflict, Dependencies, DependencyWrite, EdgeChange, Invariant, LeaseWrite, TaskWrite,
+    Written,
+};
 
 use crate::error::{SqliteError, is_foreign_key_violation};
 
 type Result<T, E = SqliteError> = std::result::Result<T, E>;
 
 const TASK_COLUMNS: &str = "id, title, description, status, priority, progress_percent, \
-     assigned_to, project_slug, parent_id, created_at, updated_at, version";
+     assigned_to, project_slug, parent_id, created_at, updated_at, version, fence, \
+     lease_expires_at, lease_seconds";
 const AUDIT_COLUMNS: &str =
     "id, task_id, project_slug, actor_id, actor_type, action, context, timestamp";
 
@@ -52,6 +58,7 @@ fn task_from_row(row: &Row<'_>) -> Result<Task> {
     let priority: String = row.get(4)?;
     let created_at: String = row.get(9)?;
     let updated_at: String = row.get(10)?;
+    let lease_expires_at: Option<String> = row.get(13)?;
     Ok(Task {
         id: row.get(0)?,
         title: row.get(1)?,
@@ -65,6 +72,11 @@ fn task_from_row(row: &Row<'_>) -> Result<Task> {
         created_at: parse_ts("created_at", &created_at)?,
         updated_at: parse_ts("updated_at", &updated_at)?,
         version: row.get(11)?,
+        fence: row.get(12)?,
+        lease_expires_at: lease_expires_at
+            .map(|at| parse_ts("lease_expires_at", &at))
+            .transpose()?,
+        lease_seconds: row.get(14)?,
     })
 }
 
@@ -235,7 +247,8 @@ fn insert_audit(tx: &Transaction<'_>, task_id: i64, a: &AuditDraft) -> Result<()
 
 /// A write's outcome when its statement failed: a foreign-key violation while the task names
 /// `parent` means that parent does not exist, and the write is refused; anything else is an
-/// error. (`parent_id` is the only foreign key of the schema.)
+/// error. (`parent_id` is the only foreign key a write of a `tasks` row can break: the keys of
+/// `task_dependencies` point at `tasks`, and a task's id never changes.)
 fn refuse_missing_parent<T>(err: SqliteError, parent: Option<i64>) -> Result<Written<T>> {
     match (&err, parent) {
         (SqliteError::Sqlite(e), Some(parent)) if is_foreign_key_violation(e) => {
@@ -254,8 +267,9 @@ pub(crate) fn insert_task(
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.prepare_cached(
             "INSERT INTO tasks (title, description, status, priority, progress_percent, assigned_to, \
-             project_slug, parent_id, created_at, updated_at, version) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             project_slug, parent_id, created_at, updated_at, version, fence, lease_expires_at, \
+             lease_seconds) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL)",
         )?
         .execute(params![
             t.title,
@@ -269,6 +283,7 @@ pub(crate) fn insert_task(
             ts(&t.created_at),
             ts(&t.updated_at),
             t.version,
+            t.fence,
         ])?;
         let id = tx.last_insert_rowid();
         insert_audit(&tx, id, audit)?;
@@ -321,6 +336,36 @@ fn current_version(tx: &Transaction<'_>, id: i64) -> Result<Option<i64>> {
         .optional()?)
 }
 
+/// Compare-and-set of one task row: replaces every field but `created_at` (and the id) with
+/// `t`'s if the row is at `expected_version`. Returns whether a row was replaced.
+fn replace_task(tx: &Transaction<'_>, t: &Task, expected_version: i64) -> Result<bool> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE tasks SET title = ?1, description = ?2, status = ?3, priority = ?4, \
+             progress_percent = ?5, assigned_to = ?6, project_slug = ?7, parent_id = ?8, \
+             updated_at = ?9, version = ?10, fence = ?11, lease_expires_at = ?12, \
+             lease_seconds = ?13 WHERE id = ?14 AND version = ?15",
+        )?
+        .execute(params![
+            t.title,
+            t.description,
+            t.status.as_str(),
+            t.priority.as_str(),
+            t.progress_percent,
+            t.assigned_to,
+            t.project_slug,
+            t.parent_id,
+            ts(&t.updated_at),
+            t.version,
+            t.fence,
+            t.lease_expires_at.as_ref().map(ts),
+            t.lease_seconds,
+            t.id,
+            expected_version,
+        ])?;
+    Ok(changed > 0)
+}
+
 pub(crate) fn update_task(conn: &mut Connection, write: &TaskWrite) -> Result<Written<()>> {
     let t = &write.task;
     let run = |conn: &mut Connection| -> Result<Written<()>> {
@@ -333,27 +378,7 @@ pub(crate) fn update_task(conn: &mut Connection, write: &TaskWrite) -> Result<Wr
         if let Some(conflict) = broken_invariant(&tx, &write.invariants)? {
             return Ok(Written::Refused(conflict));
         }
-        let changed = tx
-            .prepare_cached(
-                "UPDATE tasks SET title = ?1, description = ?2, status = ?3, priority = ?4, \
-                 progress_percent = ?5, assigned_to = ?6, project_slug = ?7, parent_id = ?8, \
-                 updated_at = ?9, version = ?10 WHERE id = ?11 AND version = ?12",
-            )?
-            .execute(params![
-                t.title,
-                t.description,
-                t.status.as_str(),
-                t.priority.as_str(),
-                t.progress_percent,
-                t.assigned_to,
-                t.project_slug,
-                t.parent_id,
-                ts(&t.updated_at),
-                t.version,
-                t.id,
-                write.expected_version,
-            ])?;
-        if changed == 0 {
+        if !replace_task(&tx, t, write.expected_version)? {
             // Cannot happen under the write lock; still, never write an audit row for nothing.
             return Ok(Written::Stale);
         }
@@ -380,6 +405,13 @@ pub(crate) fn delete_task(
     if has_subtasks {
         return Ok(Written::Refused(Conflict::HasSubtasks));
     }
+    let has_dependents: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM task_dependencies WHERE depends_on = ?1)")?
+        .query_row([id], |r| r.get(0))?;
+    if has_dependents {
+        return Ok(Written::Refused(Conflict::HasDependents));
+    }
+    // The edges the task holds go with it (ON DELETE CASCADE on task_dependencies.task_id).
     let deleted = tx
         .prepare_cached("DELETE FROM tasks WHERE id = ?1 AND version = ?2")?
         .execute([id, expected_version])?;
@@ -431,4 +463,283 @@ pub(crate) fn ping(conn: &Connection) -> Result<()> {
     conn.prepare_cached("SELECT 1")?
         .query_row([], |r| r.get::<_, i64>(0))?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The work queue
+
+/// Whether following dependency edges from `?1` (itself included) reaches `?2`, on the data the
+/// transaction sees: adding the edge `?2 → ?1` would then close a cycle (`?1 = ?2` is a self
+/// edge, a cycle too). `UNION` (not `UNION ALL`) drops ids already visited, so a diamond is
+/// walked once and a cycle already stored ends the walk instead of looping.
+const DEPENDS_TRANSITIVELY: &str = "WITH RECURSIVE reach (id) AS ( \
+         SELECT ?1 \
+         UNION \
+         SELECT d.depends_on FROM task_dependencies d JOIN reach ON d.task_id = reach.id \
+     ) \
+     SELECT EXISTS (SELECT 1 FROM reach WHERE id = ?2)";
+
+/// The ready predicate over `tasks t`: in the rule's ready status, unassigned or assigned to
+/// the actor, and no dependency that is not in the rule's finished status (a dependency that
+/// is missing, which the foreign key forbids, does not count as finished either).
+const READY_WHERE: &str = "t.status = :ready \
+     AND (t.assigned_to IS NULL OR t.assigned_to = :actor) \
+     AND NOT EXISTS ( \
+         SELECT 1 FROM task_dependencies d \
+         WHERE d.task_id = t.id \
+           AND (SELECT dt.status FROM tasks dt WHERE dt.id = d.depends_on) IS NOT :finished \
+     )";
+
+/// The rank of a ready task's priority in the rule's urgency (0 for the most urgent); the
+/// queue is ordered by it, then by id.
+const READY_RANK: &str = "CASE t.priority \
+     WHEN :urgency0 THEN 0 WHEN :urgency1 THEN 1 WHEN :urgency2 THEN 2 WHEN :urgency3 THEN 3 \
+     ELSE 4 END";
+
+/// One ready-queue query: who asks, in which project, under which rule. Every status and
+/// priority it names is bound from the rule; none is spelled here.
+struct Ready<'a> {
+    actor: &'a str,
+    project: Option<&'a str>,
+    rule: &'a ReadyRule,
+}
+
+type Named = Vec<(&'static str, SqlValue)>;
+
+fn text(s: &str) -> SqlValue {
+    SqlValue::Text(s.to_owned())
+}
+
+impl Ready<'_> {
+    /// `FROM tasks t WHERE …`, and its parameters.
+    fn filtered(&self) -> (String, Named) {
+        let mut params: Named = vec![
+            (":ready", text(self.rule.ready.as_str())),
+            (":actor", text(self.actor)),
+            (":finished", text(self.rule.finished.as_str())),
+        ];
+        let mut sql = format!("FROM tasks t WHERE {READY_WHERE}");
+        if let Some(project) = self.project {
+            sql.push_str(" AND t.project_slug = :project");
+            params.push((":project", text(project)));
+        }
+        (sql, params)
+    }
+
+    /// The ready tasks in queue order, `LIMIT :limit OFFSET :offset`, and its parameters.
+    ///
+    /// The page is chosen on ids and ranks alone, which `tasks_ready` covers (with the
+    /// dependency check on `task_dependencies`' key), and only the rows of the page are read
+    /// whole: ranking N ready tasks sorts N small entries, not N rows.
+    fn select(&self, limit: u32, offset: i64) -> (String, Named) {
+        let (from_where, mut params) = self.filtered();
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks JOIN ( \
+                 SELECT t.id AS ready_id, {READY_RANK} AS ready_rank {from_where} \
+                 ORDER BY ready_rank, t.id LIMIT :limit OFFSET :offset \
+             ) ON id = ready_id \
+             ORDER BY ready_rank, ready_id"
+        );
+        let urgency = [":urgency0", ":urgency1", ":urgency2", ":urgency3"];
+        for (name, priority) in urgency.into_iter().zip(self.rule.urgency) {
+            params.push((name, text(priority.as_str())));
+        }
+        params.push((":limit", SqlValue::Integer(i64::from(limit))));
+        params.push((":offset", SqlValue::Integer(offset)));
+        (sql, params)
+    }
+}
+
+fn named(params: &Named) -> Vec<(&str, &dyn rusqlite::ToSql)> {
+    params
+        .iter()
+        .map(|(name, value)| (*name, value as &dyn rusqlite::ToSql))
+        .collect()
+}
+
+pub(crate) fn dependencies(conn: &mut Connection, task_id: i64) -> Result<Dependencies> {
+    // One read transaction, so both lists come from the same snapshot.
+    let tx = conn.transaction()?;
+    let depends_on = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT d.depends_on, t.status FROM task_dependencies d \
+             JOIN tasks t ON t.id = d.depends_on \
+             WHERE d.task_id = ?1 ORDER BY d.depends_on",
+        )?;
+        let mut rows = stmt.query([task_id])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let status: String = row.get(1)?;
+            out.push((row.get(0)?, parse("status", &status)?));
+        }
+        out
+    };
+    let dependents = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT task_id FROM task_dependencies WHERE depends_on = ?1 ORDER BY task_id",
+        )?;
+        stmt.query_map([task_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?
+    };
+    tx.commit()?;
+    Ok(Dependencies {
+        depends_on,
+        dependents,
+    })
+}
+
+pub(crate) fn write_dependency(
+    conn: &mut Connection,
+    write: &DependencyWrite,
+) -> Result<Written<()>> {
+    let id = write.task.id;
+    // Under SQLite's single write lock from here to the commit: the checks below see what the
+    // write will be applied to, and no concurrent edge can slip in between.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if current_version(&tx, id)? != Some(write.expected_version) {
+        return Ok(Written::Stale);
+    }
+    match write.change {
+        EdgeChange::Add { depends_on } => {
+            let exists: bool = tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM tasks WHERE id = ?1)")?
+                .query_row([depends_on], |r| r.get(0))?;
+            if !exists {
+                return Ok(Written::Refused(Conflict::DependencyMissing { depends_on }));
+            }
+            let edge_exists: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM task_dependencies \
+                     WHERE task_id = ?1 AND depends_on = ?2)",
+                )?
+                .query_row([id, depends_on], |r| r.get(0))?;
+            if edge_exists {
+                return Ok(Written::Refused(Conflict::DependencyExists { depends_on }));
+            }
+            // The task would wait for `depends_on`; if `depends_on` already waits (directly or
+            // not) for the task, or is the task, the edge would close a cycle.
+            let cycle: bool = tx
+                .prepare_cached(DEPENDS_TRANSITIVELY)?
+                .query_row([depends_on, id], |r| r.get(0))?;
+            if cycle {
+                return Ok(Written::Refused(Conflict::DependencyCycle { depends_on }));
+            }
+            tx.prepare_cached(
+                "INSERT INTO task_dependencies (task_id, depends_on) VALUES (?1, ?2)",
+            )?
+            .execute([id, depends_on])?;
+        }
+        EdgeChange::Remove { depends_on } => {
+            let removed = tx
+                .prepare_cached(
+                    "DELETE FROM task_dependencies WHERE task_id = ?1 AND depends_on = ?2",
+                )?
+                .execute([id, depends_on])?;
+            if removed == 0 {
+                return Ok(Written::Refused(Conflict::NoSuchDependency { depends_on }));
+            }
+        }
+    }
+    if !replace_task(&tx, &write.task, write.expected_version)? {
+        // Cannot happen under the write lock; still, never write an audit row for nothing.
+        return Ok(Written::Stale);
+    }
+    insert_audit(&tx, id, &write.audit)?;
+    tx.commit()?;
+    Ok(Written::Done(()))
+}
+
+pub(crate) fn ready_tasks(
+    conn: &mut Connection,
+    actor_id: &str,
+    filter: &ReadyFilter,
+    rule: &ReadyRule,
+) -> Result<Page<Task>> {
+    let ready = Ready {
+        actor: actor_id,
+        project: filter.project.as_deref(),
+        rule,
+    };
+    // One read transaction, so the page and its total come from the same snapshot.
+    let tx = conn.transaction()?;
+    let (from_where, params) = ready.filtered();
+    let total: i64 = tx
+        .prepare_cached(&format!("SELECT COUNT(*) {from_where}"))?
+        .query_row(named(&params).as_slice(), |r| r.get(0))?;
+    let (sql, params) = ready.select(filter.paging.limit(), filter.paging.offset());
+    let items = collect(&tx, &sql, named(&params).as_slice(), task_from_row)?;
+    tx.commit()?;
+    Ok(Page {
+        items,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+/// Claim-next in one `BEGIN IMMEDIATE` transaction: pick the head of the actor's ready queue,
+/// ask `claim.decide`, write its task (compare-and-set on the version read) and its audit row.
+/// The write lock is held from the pick to the commit, so no other claimer (in this process or
+/// another) can pick the same task: the next one to get the lock sees it started.
+pub(crate) fn claim_next(
+    conn: &mut Connection,
+    claim: &Claim,
+) -> taskflow_core::Result<Option<Task>> {
+    let ready = Ready {
+        actor: &claim.actor.id,
+        project: claim.project.as_deref(),
+        rule: &claim.rule,
+    };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(SqliteError::from)?;
+    let (sql, params) = ready.select(1, 0);
+    let Some(picked) = collect(&tx, &sql, named(&params).as_slice(), task_from_row)?.pop() else {
+        return Ok(None);
+    };
+    // A refusal drops the transaction, which rolls it back: nothing was written.
+    let transition = (claim.decide)(&picked)?;
+    let next = &transition.task;
+    if next.id != picked.id || !replace_task(&tx, next, picked.version)? {
+        // Cannot happen under the write lock (and a decision about another task is a bug):
+        // fail rather than report a claim that was not written.
+        return Err(SqliteError::ClaimNotWritten { id: picked.id }.into());
+    }
+    insert_audit(&tx, picked.id, &transition.audit)?;
+    tx.commit().map_err(SqliteError::from)?;
+    Ok(Some(transition.task))
+}
+
+pub(crate) fn extend_lease(conn: &mut Connection, write: &LeaseWrite) -> Result<Written<()>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // No version bump and no audit row: a heartbeat is not a change of the task.
+    let changed = tx
+        .prepare_cached(
+            "UPDATE tasks SET lease_expires_at = ?1, lease_seconds = ?2 \
+             WHERE id = ?3 AND version = ?4",
+        )?
+        .execute(params![
+            ts(&write.lease_expires_at),
+            write.lease_seconds,
+            write.id,
+            write.expected_version,
+        ])?;
+    if changed == 0 {
+        return Ok(Written::Stale);
+    }
+    tx.commit()?;
+    Ok(Written::Done(()))
+}
+
+pub(crate) fn expired_leases(conn: &Connection, now: &Timestamp, limit: u32) -> Result<Vec<Task>> {
+    // Text order is time order (fixed-width RFC 3339 in UTC), so `<=` compares times.
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks \
+         WHERE lease_expires_at IS NOT NULL AND lease_expires_at <= ?1 \
+         ORDER BY lease_expires_at, id LIMIT ?2"
+    );
+    collect(
+        conn,
+        &sql,
+        params![ts(now), i64::from(limit)],
+        task_from_row,
+    )
 }

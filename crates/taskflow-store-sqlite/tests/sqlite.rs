@@ -1,14 +1,18 @@
-//! Behaviour specific to the SQLite store: files, reopening, schema versions and settings.
+//! Behaviour specific to the SQLite store: files, reopening, schema versions and settings, and
+//! the work queue across two stores on one file.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
 use taskflow_core::model::{
     ActorType, AuditAction, AuditDraft, AuditFilter, Identity, NewTask, Priority, TaskDraft,
-    TaskFilter, TaskStatus, now,
+    TaskFilter, TaskStatus, WorkerType, now,
 };
-use taskflow_core::{Conflict, Error, Invariant, Store, TaskFlow, TaskWrite, Written};
+use taskflow_core::{
+    Conflict, DependencyWrite, EdgeChange, Error, Invariant, Store, TaskFlow, TaskWrite, Written,
+};
 use taskflow_store_sqlite::SqliteStore;
 
 fn admin() -> Identity {
@@ -29,6 +33,7 @@ fn draft(title: &str) -> TaskDraft {
         created_at: at,
         updated_at: at,
         version: 1,
+        fence: 0,
     }
 }
 
@@ -51,7 +56,7 @@ async fn data_survives_close_and_reopen() {
         let store = Arc::new(SqliteStore::open(&path).await.unwrap());
         let flow = TaskFlow::new(store.clone());
         let worker = flow
-            .put_worker(&admin(), "bot", ActorType::Agent, Some("Bot".into()))
+            .put_worker(&admin(), "bot", WorkerType::Agent, Some("Bot".into()))
             .await
             .unwrap();
         let task = flow
@@ -98,12 +103,13 @@ async fn reopening_keeps_schema_version_and_applies_no_migration_twice() {
     assert_eq!(version, SqliteStore::schema_version() as i64);
     let tables: i64 = conn
         .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('tasks', 'audit_log', 'workers')",
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+             AND name IN ('tasks', 'audit_log', 'workers', 'task_dependencies')",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(tables, 3);
+    assert_eq!(tables, 4);
 }
 
 #[tokio::test]
@@ -225,6 +231,22 @@ async fn file_databases_use_wal_and_foreign_keys() {
         (
             "SELECT * FROM audit_log WHERE project_slug = 'x' ORDER BY id",
             "audit_by_project_slug",
+        ),
+        // The work queue (migration 2).
+        (
+            "SELECT task_id FROM task_dependencies WHERE depends_on = 1 ORDER BY task_id",
+            "task_dependencies_by_depends_on",
+        ),
+        (
+            "SELECT * FROM tasks WHERE lease_expires_at IS NOT NULL AND lease_expires_at <= 'x' \
+             ORDER BY lease_expires_at, id LIMIT 5",
+            "tasks_by_lease_expires_at",
+        ),
+        // The ready queue picks its page on ids and ranks, which this index covers.
+        (
+            "SELECT id FROM tasks WHERE status = 'x' AND (assigned_to IS NULL OR assigned_to = 'a') \
+             ORDER BY CASE priority WHEN 'a' THEN 0 ELSE 1 END, id LIMIT 1",
+            "COVERING INDEX tasks_ready",
         ),
     ] {
         let p = plan(sql);
@@ -363,7 +385,141 @@ async fn an_unknown_stored_action_is_a_corrupt_row() {
             err.to_string(),
             "SQLite store: stored action \"teleported\" is not valid: action: must be one of \
              'created', 'started', 'progressed', 'review_requested', 'changes_requested', \
-             'completed', 'blocked', 'unblocked', 'updated', 'deleted'"
+             'completed', 'blocked', 'unblocked', 'updated', 'deleted', 'dependency_added', \
+             'dependency_removed', 'released', 'lease_expired'"
+        );
+    }
+}
+
+/// Like the parent walk, the dependency walk uses `UNION`, so a dependency cycle already in the
+/// file (which the store never writes) ends it; on its own runtime so that a walk that never
+/// ended would fail after 10 s instead of hanging.
+#[test]
+fn a_dependency_cycle_already_stored_ends_the_cycle_check() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let add_around_a_stored_cycle = async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let mut ids = Vec::new();
+        for title in ["a", "b", "c"] {
+            match store
+                .insert_task(&draft(title), &row(AuditAction::Created))
+                .await
+            {
+                Ok(Written::Done(t)) => ids.push(t.id),
+                other => panic!("insert {title}: {other:?}"),
+            }
+        }
+        let [a, b, c] = ids[..] else { unreachable!() };
+        // a -> b -> a, written behind the store's back.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO task_dependencies (task_id, depends_on) VALUES (?1, ?2), (?2, ?1)",
+            [a, b],
+        )
+        .unwrap();
+
+        let add = |task: i64, depends_on: i64| {
+            let store = store.clone();
+            async move {
+                let stored = store.get_task(task).await.unwrap().unwrap();
+                let mut next = stored.clone();
+                next.version += 1;
+                let write = DependencyWrite {
+                    task: next,
+                    expected_version: stored.version,
+                    change: EdgeChange::Add { depends_on },
+                    audit: row(AuditAction::DependencyAdded),
+                };
+                store
+                    .queue()
+                    .unwrap()
+                    .write_dependency(&write)
+                    .await
+                    .unwrap()
+            }
+        };
+        // c waits for a: the walk from a goes a -> b -> a and stops, never reaching c.
+        assert_eq!(add(c, a).await, Written::Done(()));
+        // a waiting for c closes a cycle: the walk from c reaches a.
+        assert_eq!(
+            add(a, c).await,
+            Written::Refused(Conflict::DependencyCycle { depends_on: c })
+        );
+        let deps = store.queue().unwrap().dependencies(a).await.unwrap();
+        assert_eq!(deps.dependents, [b, c]);
+    };
+    let outcome = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), add_around_a_stored_cycle).await
+    });
+    rt.shutdown_background();
+    outcome.expect("the dependency walk ends on a stored cycle");
+}
+
+/// Two stores on one file stand for two processes: each has its own connections, and only
+/// SQLite's file lock orders their writes. 50 claimers released together, split between them,
+/// on 20 ready tasks: each task goes to exactly one claimer, 30 get nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_file_never_hand_out_a_task_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let one = TaskFlow::new(Arc::new(SqliteStore::open(&path).await.unwrap()));
+    let two = TaskFlow::new(Arc::new(SqliteStore::open(&path).await.unwrap()));
+    let mut ids = HashSet::new();
+    for i in 0..20 {
+        let flow = if i % 2 == 0 { &one } else { &two };
+        let t = flow
+            .create_task(&admin(), NewTask::titled(format!("t{i}")))
+            .await
+            .unwrap();
+        ids.insert(t.id);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let claims: Vec<_> = (0..50)
+        .map(|i| {
+            let flow = if i % 2 == 0 { one.clone() } else { two.clone() };
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let who = Identity::user(format!("agent-{i}"));
+                let task = flow.claim_next(&who, None, Some(60)).await.unwrap();
+                (who.id, task)
+            })
+        })
+        .collect();
+    let mut claimed = HashSet::new();
+    let mut nothing = 0;
+    for claim in claims {
+        match claim.await.unwrap() {
+            (who, Some(task)) => {
+                assert_eq!(task.assigned_to.as_deref(), Some(who.as_str()));
+                assert!(claimed.insert(task.id), "task {} handed out twice", task.id);
+            }
+            (_, None) => nothing += 1,
+        }
+    }
+    assert_eq!((claimed.len(), nothing), (20, 30));
+    assert_eq!(claimed, ids);
+    let started = one
+        .list_audit(
+            &admin(),
+            &AuditFilter {
+                action: Some("started".into()),
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(started.total, 20);
+    for id in ids {
+        let t = two.get_task(&admin(), id).await.unwrap();
+        assert_eq!(
+            (t.status, t.fence, t.version),
+            (TaskStatus::InProgress, 1, 2)
         );
     }
 }
