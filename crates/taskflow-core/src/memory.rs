@@ -218,6 +218,15 @@ impl Store for MemoryStore {
                             return Written::Refused(Conflict::ParentCycle { parent });
                         }
                     }
+                    Invariant::LeaseUnchanged {
+                        task,
+                        lease_expires_at,
+                    } => {
+                        let now = s.tasks.get(&task).and_then(|t| t.lease_expires_at);
+                        if now != lease_expires_at {
+                            return Written::Refused(Conflict::LeaseRenewed);
+                        }
+                    }
                 }
             }
             let created_at = s.tasks.get(&id).map(|t| t.created_at);

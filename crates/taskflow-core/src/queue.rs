@@ -13,7 +13,7 @@ use crate::model::{
     now,
 };
 use crate::service::{MAX_ATTEMPTS, TaskFlow, refusal, view};
-use crate::store::{Claim, Conflict, DependencyWrite, EdgeChange, LeaseWrite, Written};
+use crate::store::{Claim, Conflict, DependencyWrite, EdgeChange, Invariant, LeaseWrite, Written};
 use crate::validate;
 
 /// How many expired leases one sweep step reads at a time.
@@ -212,9 +212,13 @@ impl TaskFlow {
                     task: transition.task,
                     expected_version: task.version,
                     audit: transition.audit,
-                    invariants: Vec::new(),
+                    invariants: vec![Invariant::LeaseUnchanged {
+                        task: task.id,
+                        lease_expires_at: task.lease_expires_at,
+                    }],
                 };
-                // Stale: another sweeper (or the holder) got there first.
+                // Stale: another sweeper (or the holder) got there first; refused: the holder
+                // renewed the lease meanwhile.
                 if let Written::Done(()) = self.store.update_task(&write).await? {
                     reclaimed += 1;
                     progressed = true;

@@ -448,10 +448,12 @@ pub(crate) fn refusal(conflict: Conflict) -> Error {
             kind: Entity::Dependency,
             id: depends_on.to_string(),
         },
-        // Callers treat an existing edge as no change before it gets here.
+        // Callers treat an existing edge as no change, and a renewed lease as a lost race,
+        // before they get here.
         Conflict::DependencyExists { depends_on } => {
             Error::backend(format!("dependency on {depends_on} exists"))
         }
+        Conflict::LeaseRenewed => Error::backend("the lease was renewed"),
     }
 }
 

@@ -127,15 +127,17 @@ pub trait QueueStore: Send + Sync {
 
     /// Takes the first task of `claim.actor`'s ready queue and writes what `claim.decide` makes
     /// of it, with its audit row, in one transaction; `None` when nothing is ready. Concurrent
-    /// claims never take the same task: each locks its candidate and skips the ones others
-    /// hold (it never picks the head of the queue, loses, and retries).
+    /// claims never take the same task, and never pick the head of the queue, lose, and retry:
+    /// a store serialises claims (SQLite's single writer) or lets each lock its candidate and
+    /// skip the ones others hold (Postgres `FOR UPDATE SKIP LOCKED`).
     async fn claim_next(&self, claim: &Claim) -> Result<Option<Task>>;
 
     /// Renews a lease without changing the task's version: if task `write.id` is still at
     /// `write.expected_version`, sets its lease expiry and length. [`Written::Stale`] otherwise.
     async fn extend_lease(&self, write: &LeaseWrite) -> Result<Written<()>>;
 
-    /// Up to `limit` `in_progress` tasks whose lease ran out at `now`, oldest expiry first.
+    /// Up to `limit` tasks whose lease ran out at `now` (a non-null `lease_expires_at` not
+    /// after it; only `in_progress` tasks hold a lease), oldest expiry first, then by id.
     async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>>;
 }
 
@@ -267,6 +269,8 @@ pub enum Conflict {
         /// Its target.
         depends_on: i64,
     },
+    /// The task's lease was renewed since it was read ([`Invariant::LeaseUnchanged`]).
+    LeaseRenewed,
 }
 
 /// A rule that spans rows, which a write asks its store to check inside the write's own
@@ -282,6 +286,15 @@ pub enum Invariant {
         task: i64,
         /// Its new parent.
         parent: i64,
+    },
+    /// The task's lease still runs out at `lease_expires_at`: no heartbeat renewed it since it
+    /// was read. A heartbeat changes no version, so the lease sweep names the expiry it saw,
+    /// and a lease renewed in between is not reclaimed.
+    LeaseUnchanged {
+        /// The task.
+        task: i64,
+        /// Its lease expiry as read.
+        lease_expires_at: Option<Timestamp>,
     },
 }
 

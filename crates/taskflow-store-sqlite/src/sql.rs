@@ -321,6 +321,18 @@ fn broken_invariant(tx: &Transaction<'_>, invariants: &[Invariant]) -> Result<Op
                     return Ok(Some(Conflict::ParentCycle { parent }));
                 }
             }
+            Invariant::LeaseUnchanged {
+                task,
+                lease_expires_at,
+            } => {
+                let stored: Option<Option<String>> = tx
+                    .prepare_cached("SELECT lease_expires_at FROM tasks WHERE id = ?1")?
+                    .query_row([task], |r| r.get(0))
+                    .optional()?;
+                if stored.flatten() != lease_expires_at.as_ref().map(ts) {
+                    return Ok(Some(Conflict::LeaseRenewed));
+                }
+            }
             // A rule this store does not know cannot be checked, so the write must not happen.
             other => return Err(SqliteError::UnknownInvariant(format!("{other:?}"))),
         }
