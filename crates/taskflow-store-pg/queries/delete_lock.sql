@@ -2,8 +2,9 @@
 -- checked before anything else (a missing row or another version: `Stale`).
 --
 -- Why it is correct under concurrency: FOR UPDATE waits for any transaction that holds a lock
--- on the row (an update of the task, or an insert or re-parent of a subtask, whose foreign-key
--- check holds FOR KEY SHARE on this row) to end, and then reads the row as committed. From then
--- until this transaction ends no one can change the task, delete it, or give it a new subtask:
--- each of those needs a row lock that conflicts with FOR UPDATE.
+-- on the row (an update of the task, an insert or re-parent of a subtask, or a new dependency
+-- edge onto the task, whose foreign-key checks hold FOR KEY SHARE on this row) to end, and then
+-- reads the row as committed. From then until this transaction ends no one can change the task,
+-- delete it, give it a new subtask or make another task depend on it: each of those needs a row
+-- lock that conflicts with FOR UPDATE.
 SELECT version FROM tasks WHERE id = $1 FOR UPDATE

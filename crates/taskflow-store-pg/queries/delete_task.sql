@@ -1,13 +1,10 @@
--- Step 2 of a delete, after `delete_lock.sql` found the task at the expected version: removes
--- it unless it has subtasks. 0 rows affected means it has some (the row is locked by this
--- transaction, so it is still there): the store answers `HasSubtasks`.
+-- Step 3 of a delete, after `delete_blockers.sql` found neither subtasks nor dependents: removes
+-- the task. The edges it holds (`task_dependencies.task_id`) go with it (ON DELETE CASCADE).
 --
--- Why it is correct under concurrency: under READ COMMITTED this statement's snapshot is taken
--- after step 1 obtained its lock, so it sees every subtask whose insert or re-parent committed
--- before then, and the lock keeps new ones out until this transaction ends. The
--- `tasks_parent_id_fkey` foreign key (NO ACTION, checked at the end of this statement) refuses
--- the delete all the same if a subtask it did not see exists; the store answers `HasSubtasks`
--- for that violation too.
-DELETE FROM tasks AS t
-WHERE t.id = $1
-  AND NOT EXISTS (SELECT 1 FROM tasks AS c WHERE c.parent_id = t.id)
+-- Why it is correct under concurrency: the row is locked by this transaction since step 1, so
+-- it is still there and nothing can have gained a subtask or a dependent meanwhile (see
+-- `delete_blockers.sql`). The foreign keys are the safety net all the same: NO ACTION, checked
+-- at the end of this statement, `tasks_parent_id_fkey` refuses the delete if a subtask exists
+-- (the store answers `HasSubtasks`) and `task_dependencies_depends_on_fkey` if a task depends on
+-- it (the store answers `HasDependents`).
+DELETE FROM tasks WHERE id = $1

@@ -1,5 +1,7 @@
 -- Serialises changes to the task graph: every write that carries an `AcyclicParent` invariant
--- runs this first, in its own statement, with `$1` = `taskflow_store_pg::GRAPH_LOCK_KEY`.
+-- (a re-parent) and every write that adds a dependency edge runs this first, in its own
+-- statement, with `$1` = `taskflow_store_pg::GRAPH_LOCK_KEY`. One lock for both graphs (parents
+-- and dependencies), so that the two cycle checks never need to be ordered against each other.
 --
 -- Why it is correct under concurrency: the lock is transaction-level, so PostgreSQL releases it
 -- only when the holder's transaction ends, and it releases a transaction's locks only after its

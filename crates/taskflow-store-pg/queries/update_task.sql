@@ -1,5 +1,6 @@
 -- The compare-and-set update of one task: it changes the row only if it is at the version the
--- writer expects (`$2`). `created_at` is not in the SET list: it never changes.
+-- writer expects (`$2`). `created_at` is not in the SET list: it never changes. Used by every
+-- change of a task: updates, dependency changes (`write_dependency`) and claim-next.
 --
 -- Why it is correct under concurrency: under READ COMMITTED, an UPDATE that finds its row
 -- locked by another writer waits for that writer to end, then re-evaluates `version = $2`
@@ -18,5 +19,8 @@ SET title = $3,
     project_slug = $9,
     parent_id = $10,
     updated_at = $11,
-    version = $12
+    version = $12,
+    fence = $13,
+    lease_expires_at = $14,
+    lease_seconds = $15
 WHERE id = $1 AND version = $2

@@ -38,6 +38,26 @@ pub(crate) enum PgError {
     #[error("the Postgres store cannot check the invariant {0}")]
     UnsupportedInvariant(String),
 
+    /// Claim-next found every candidate it locked waiting on a dependency added while it was
+    /// being claimed, this many times in a row, and gave up rather than loop. Nothing was
+    /// written; the caller may try again.
+    #[error("claim-next gave up: {0} candidates in a row gained a dependency while being claimed")]
+    ClaimContended(usize),
+
+    /// The lifecycle's claim turned the picked task into a different task. Nothing was written.
+    #[error("claim-next picked task {picked}, but the claim decided about task {decided}")]
+    ClaimMismatch {
+        /// The task the store locked.
+        picked: i64,
+        /// The task the decision names.
+        decided: i64,
+    },
+
+    /// Claim-next's compare-and-set found the task it held locked at another version. The row
+    /// lock rules this out; nothing was written.
+    #[error("claim-next lost task {0} while holding its row lock")]
+    ClaimLost(i64),
+
     /// A stored value does not read back as its domain type.
     #[error("unreadable value in column {column}: {message}")]
     Corrupt {
@@ -132,8 +152,21 @@ fn reason(err: &sqlx::Error) -> String {
 
 /// Whether `err` is a violation of the `tasks.parent_id` foreign key (SQLSTATE 23503).
 pub(crate) fn is_parent_fk_violation(err: &sqlx::Error) -> bool {
+    is_fk_violation(err, "tasks_parent_id_fkey")
+}
+
+/// Whether `err` is a violation of the foreign key `constraint` (SQLSTATE 23503).
+pub(crate) fn is_fk_violation(err: &sqlx::Error, constraint: &str) -> bool {
     err.as_database_error()
         .is_some_and(|db: &dyn DatabaseError| {
-            db.is_foreign_key_violation() && db.constraint() == Some("tasks_parent_id_fkey")
+            db.is_foreign_key_violation() && db.constraint() == Some(constraint)
+        })
+}
+
+/// Whether `err` is a violation of the unique constraint `constraint` (SQLSTATE 23505).
+pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
+    err.as_database_error()
+        .is_some_and(|db: &dyn DatabaseError| {
+            db.is_unique_violation() && db.constraint() == Some(constraint)
         })
 }

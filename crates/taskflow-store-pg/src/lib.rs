@@ -23,13 +23,60 @@
 //!   at the same moment to two processes, never both succeed;
 //! - a delete locks the task's row (`SELECT … FOR UPDATE`) and checks its version first (a
 //!   missing task or another version is `Stale`), then its subtasks
-//!   ([`Conflict::HasSubtasks`]). The row lock keeps new subtasks out until the delete ends, and
-//!   the `parent_id` foreign key refuses the delete if one got past the check all the same;
+//!   ([`Conflict::HasSubtasks`]), then the tasks that depend on it
+//!   ([`Conflict::HasDependents`]). The row lock keeps new subtasks and new dependents out until
+//!   the delete ends (both need a key-share lock on the row for their foreign-key check), and
+//!   the foreign keys refuse the delete if one got past the check all the same. The edges the
+//!   task holds itself are deleted with it;
 //! - ids come from identity columns, which never hand a value out twice.
 //!
-//! The statements whose correctness under concurrency is not obvious (the cycle check, the
-//! graph lock, the compare-and-set update and the two steps of a delete) live in
-//! `crates/taskflow-store-pg/queries/`, each with a comment saying why it is correct.
+//! The statements whose correctness under concurrency is not obvious (the cycle checks, the
+//! graph lock, the compare-and-set update, the steps of a delete, claim-next and the lease
+//! renewal) live in `crates/taskflow-store-pg/queries/`, each with a comment saying why it is
+//! correct.
+//!
+//! # Work queue
+//!
+//! [`PgStore`] has taskflow's work queue ([`taskflow_core::QueueStore`], through
+//! [`Store::queue`](taskflow_core::Store::queue)): dependencies between tasks, the ready queue,
+//! an atomic claim-next and leases, with the same guarantees across server processes.
+//!
+//! - **Dependencies** are rows of `task_dependencies (task_id, depends_on)`. Adding or removing
+//!   one is a change of `task_id` (a compare-and-set on its version, version + 1, and a
+//!   `dependency_added` or `dependency_removed` row) in one transaction; the version is checked
+//!   first ([`Written::Stale`](taskflow_core::Written::Stale)). Adding one takes the graph lock
+//!   ([`GRAPH_LOCK_KEY`], the same lock as re-parents) and then, each in a statement of its
+//!   own, refuses a target that does not exist ([`Conflict::DependencyMissing`]), an edge that
+//!   exists ([`Conflict::DependencyExists`]) and an edge that would close a cycle, a self edge
+//!   included ([`Conflict::DependencyCycle`], a recursive query over the edges). So `A depends
+//!   on B` and `B depends on A`, sent at the same moment to two processes, never both succeed.
+//!   Removing an edge that does not exist is [`Conflict::NoSuchDependency`].
+//! - **The ready queue** of an actor is the tasks in the ready status, unassigned or assigned to
+//!   that actor, whose every dependency is in the finished status; most urgent first, then by
+//!   id. The store binds those statuses and the order of priorities from the
+//!   [`ReadyRule`](taskflow_core::lifecycle::ReadyRule) it is given and spells none itself.
+//! - **Claim-next** is one transaction: it selects the head of the caller's ready queue with
+//!   `FOR UPDATE OF t SKIP LOCKED LIMIT 1`, so concurrent claimers lock different tasks instead
+//!   of queueing on the head; re-checks the locked task's dependencies with a fresh statement
+//!   (an edge added between the select's snapshot and its lock would otherwise be missed) and, if
+//!   the task now waits, leaves it and picks again; asks the lifecycle's decision
+//!   ([`Claim::decide`](taskflow_core::Claim)) what the claimed task becomes; and writes it with
+//!   a compare-and-set on the version it read, plus its `started` row. Of any number of
+//!   claimers in any number of processes, each task goes to one; a claimer that finds nothing
+//!   ready gets `None`. Every claim sorts the caller's whole ready queue by urgency, so a claim
+//!   costs more as that queue grows (see `benches/claim.rs`).
+//! - **Leases**: `tasks.lease_expires_at` and `tasks.lease_seconds`, written with the task. A
+//!   heartbeat ([`QueueStore::extend_lease`](taskflow_core::QueueStore::extend_lease)) renews
+//!   one with a compare-and-set on the version that leaves the version alone and writes no
+//!   audit row, so it never revives a lease the sweep has reclaimed.
+//!   [`QueueStore::expired_leases`](taskflow_core::QueueStore::expired_leases) lists the leases
+//!   that have run out, oldest first; the sweep reclaims each with a compare-and-set, so two
+//!   sweepers in two processes reclaim each exactly once.
+//! - **Fences**: `tasks.fence`, written with the task; every start adds one
+//!   ([`taskflow_core::lifecycle`] decides that, the store stores it).
+//!
+//! Migration 2 (`0002_work_queue.sql`) adds all this to a 0.1.0 database in place: every task
+//! gets fence 0 and no lease, and no task depends on another.
 //!
 //! The schema lives in numbered `.sql` migrations embedded in the binary
 //! (`crates/taskflow-store-pg/migrations/`). [`PgStore::connect`] applies any that are missing;
@@ -100,6 +147,7 @@ use taskflow_core::Result;
 use taskflow_core::{Conflict, Invariant};
 
 mod error;
+mod queue;
 mod rows;
 mod store;
 #[cfg(feature = "test-support")]
@@ -119,14 +167,15 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 
 /// The key of the transaction-level advisory lock (`pg_advisory_xact_lock`) that serialises
-/// changes to the task graph: every update that carries [`Invariant::AcyclicParent`] holds it
-/// from before its `UPDATE` until it commits or rolls back, so that its cycle check sees every
-/// earlier re-parent. Its value is `"taskflow"` in ASCII (`0x7461736b666c6f77`).
+/// changes to the task graphs: every update that carries [`Invariant::AcyclicParent`] and every
+/// write that adds a dependency edge holds it from before its `UPDATE` until it commits or rolls
+/// back, so that its cycle check sees every earlier re-parent and every earlier edge. Its value
+/// is `"taskflow"` in ASCII (`0x7461736b666c6f77`).
 ///
-/// Other programs that change `tasks.parent_id` in the same database must take it too (in a
-/// READ COMMITTED transaction, before reading the graph), or they may form a cycle. No other
-/// taskflow statement locks it; sqlx's migration lock uses a key derived from the database
-/// name.
+/// Other programs that change `tasks.parent_id` or add rows to `task_dependencies` in the same
+/// database must take it too (in a READ COMMITTED transaction, before reading the graph), or
+/// they may form a cycle. No other taskflow statement locks it; sqlx's migration lock uses a
+/// key derived from the database name.
 pub const GRAPH_LOCK_KEY: i64 = 0x7461_736b_666c_6f77;
 
 /// The name a connection reports in `pg_stat_activity` unless its URL names another.

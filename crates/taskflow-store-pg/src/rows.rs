@@ -5,16 +5,17 @@ use std::str::FromStr;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use taskflow_core::model::{
-    ActorType, AuditAction, AuditEntry, Priority, Task, TaskStatus, Timestamp, Worker,
+    ActorType, AuditAction, AuditEntry, Priority, Task, TaskStatus, Timestamp, Worker, WorkerType,
 };
 
 use crate::error::PgError;
 
-/// The columns [`task`] reads, in the order every task query selects them.
+/// The columns [`task`] reads, in the order every task query selects them (the queries in
+/// `queries/` that return tasks spell the same list).
 macro_rules! task_columns {
     () => {
         "id, title, description, status, priority, progress_percent, assigned_to, project_slug, \
-         parent_id, created_at, updated_at, version"
+         parent_id, created_at, updated_at, version, fence, lease_expires_at, lease_seconds"
     };
 }
 
@@ -46,7 +47,7 @@ where
 }
 
 /// Reads a text column holding one of taskflow's string enums (status, priority, actor type,
-/// audit action); text that spells none of its values is a corrupt row.
+/// worker type, audit action); text that spells none of its values is a corrupt row.
 fn parse<T: FromStr>(row: &PgRow, column: &'static str) -> Result<T, PgError> {
     let text: String = get(row, column)?;
     text.parse().map_err(|_| PgError::Corrupt {
@@ -70,6 +71,9 @@ pub(crate) fn task(row: &PgRow) -> Result<Task, PgError> {
         created_at: get::<Timestamp>(row, "created_at")?,
         updated_at: get::<Timestamp>(row, "updated_at")?,
         version: get(row, "version")?,
+        fence: get(row, "fence")?,
+        lease_expires_at: get::<Option<Timestamp>>(row, "lease_expires_at")?,
+        lease_seconds: get(row, "lease_seconds")?,
     })
 }
 
@@ -91,7 +95,7 @@ pub(crate) fn audit_entry(row: &PgRow) -> Result<AuditEntry, PgError> {
 pub(crate) fn worker(row: &PgRow) -> Result<Worker, PgError> {
     Ok(Worker {
         id: get(row, "id")?,
-        worker_type: parse::<ActorType>(row, "worker_type")?,
+        worker_type: parse::<WorkerType>(row, "worker_type")?,
         name: get(row, "name")?,
         created_at: get::<Timestamp>(row, "created_at")?,
     })

@@ -12,19 +12,19 @@ use sqlx::{Executor, QueryBuilder, Row, Transaction};
 use taskflow_core::model::{
     AuditDraft, AuditEntry, AuditFilter, Page, Paging, Task, TaskDraft, TaskFilter, Worker,
 };
-use taskflow_core::{Conflict, Invariant, Result, Store, TaskWrite, Written};
+use taskflow_core::{Conflict, Invariant, QueueStore, Result, Store, TaskWrite, Written};
 
-use crate::error::{PgError, is_parent_fk_violation};
+use crate::error::{PgError, is_fk_violation, is_parent_fk_violation};
 use crate::rows::{self, audit_columns, task_columns, worker_columns};
 use crate::{GRAPH_LOCK_KEY, PgStore};
 
 /// How every write transaction starts. Spelled out rather than left to the server's
 /// `default_transaction_isolation`: the compare-and-set writes and the graph lock rely on READ
 /// COMMITTED taking a new snapshot for every statement (see `queries/graph_lock.sql`).
-const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+pub(crate) const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// Takes the graph lock ([`GRAPH_LOCK_KEY`]) until the transaction ends.
-const GRAPH_LOCK: &str = include_str!("../queries/graph_lock.sql");
+pub(crate) const GRAPH_LOCK: &str = include_str!("../queries/graph_lock.sql");
 
 /// Whether following `parent_id` from `$2` reaches `$1`.
 const PARENT_CYCLE: &str = include_str!("../queries/parent_cycle.sql");
@@ -35,11 +35,18 @@ const UPDATE_TASK: &str = include_str!("../queries/update_task.sql");
 /// Locks a task's row and reads its version, first step of a delete.
 const DELETE_LOCK: &str = include_str!("../queries/delete_lock.sql");
 
-/// Deletes a task unless it has subtasks, second step of a delete.
+/// Whether a task has subtasks and dependents, second step of a delete.
+const DELETE_BLOCKERS: &str = include_str!("../queries/delete_blockers.sql");
+
+/// Deletes a task (and the edges it holds), last step of a delete.
 const DELETE_TASK: &str = include_str!("../queries/delete_task.sql");
 
 /// Writes `audit` about task `task_id` through `executor` (the caller's transaction).
-async fn insert_audit<'c, E>(executor: E, task_id: i64, audit: &AuditDraft) -> Result<(), PgError>
+pub(crate) async fn insert_audit<'c, E>(
+    executor: E,
+    task_id: i64,
+    audit: &AuditDraft,
+) -> Result<(), PgError>
 where
     E: Executor<'c, Database = Postgres>,
 {
@@ -63,7 +70,10 @@ where
 /// Ends a transaction that must write nothing, and returns `outcome`. A failed rollback is only
 /// logged: no COMMIT was sent, so the server discards the transaction when the connection goes,
 /// and `outcome` ("nothing was written") holds either way.
-async fn abandon<T>(tx: Transaction<'static, Postgres>, outcome: Written<T>) -> Written<T> {
+pub(crate) async fn abandon<T>(
+    tx: Transaction<'static, Postgres>,
+    outcome: Written<T>,
+) -> Written<T> {
     if let Err(err) = tx.rollback().await {
         tracing::debug!(%err, "rolling back a refused or stale write failed");
     }
@@ -138,7 +148,7 @@ fn page_query(
 }
 
 /// Splits the rows of a [`page_query`] into the page and the total.
-fn read_page<T>(
+pub(crate) fn read_page<T>(
     rows: &[PgRow],
     read: impl Fn(&PgRow) -> Result<T, PgError>,
 ) -> Result<Page<T>, PgError> {
@@ -176,13 +186,14 @@ impl PgStore {
             .bind(sqlx::query(
                 "INSERT INTO tasks \
                  (title, description, status, priority, progress_percent, assigned_to, \
-                  project_slug, parent_id, created_at, updated_at, version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                  project_slug, parent_id, created_at, updated_at, version, fence) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                  RETURNING id",
             ))
             .bind(task.created_at)
             .bind(task.updated_at)
             .bind(task.version)
+            .bind(task.fence)
             .fetch_one(&mut *tx)
             .await;
         let id: i64 = match inserted {
@@ -234,14 +245,7 @@ impl PgStore {
                 .await?;
         }
 
-        let updated = Shared::of_task(task)
-            .bind(
-                sqlx::query(UPDATE_TASK)
-                    .bind(task.id)
-                    .bind(write.expected_version),
-            )
-            .bind(task.updated_at)
-            .bind(task.version)
+        let updated = update_query(task, write.expected_version)
             .execute(&mut *tx)
             .await;
         let updated = match updated {
@@ -306,16 +310,37 @@ impl PgStore {
             return Ok(abandon(tx, Written::Stale).await);
         }
 
-        // Then the subtasks: the statement deletes nothing while the task has any, and the
-        // foreign key refuses it if one slipped past the statement's own check.
+        // Then the subtasks, then the tasks that depend on it, in that order.
+        let blockers = sqlx::query(DELETE_BLOCKERS)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let has_subtasks: bool = blockers.try_get("has_subtasks")?;
+        let has_dependents: bool = blockers.try_get("has_dependents")?;
+        let refusal = if has_subtasks {
+            Some(Conflict::HasSubtasks)
+        } else if has_dependents {
+            Some(Conflict::HasDependents)
+        } else {
+            None
+        };
+        if let Some(conflict) = refusal {
+            return Ok(abandon(tx, Written::Refused(conflict)).await);
+        }
+
+        // The foreign keys refuse the delete if a subtask or a dependent slipped past the check
+        // (the row lock says none can; see `queries/delete_task.sql`).
         let deleted = sqlx::query(DELETE_TASK).bind(id).execute(&mut *tx).await;
-        let deleted = match deleted {
-            Ok(done) => done.rows_affected(),
-            Err(err) if is_parent_fk_violation(&err) => 0,
+        let conflict = match deleted {
+            Ok(done) if done.rows_affected() == 1 => None,
+            // The row is locked by this transaction, so it cannot be gone.
+            Ok(_) => return Ok(abandon(tx, Written::Stale).await),
+            Err(err) if is_parent_fk_violation(&err) => Some(Conflict::HasSubtasks),
+            Err(err) if is_fk_violation(&err, DEPENDS_ON_FKEY) => Some(Conflict::HasDependents),
             Err(err) => return Err(err.into()),
         };
-        if deleted == 0 {
-            return Ok(abandon(tx, Written::Refused(Conflict::HasSubtasks)).await);
+        if let Some(conflict) = conflict {
+            return Ok(abandon(tx, Written::Refused(conflict)).await);
         }
 
         insert_audit(&mut *tx, id, audit).await?;
@@ -451,13 +476,37 @@ impl Store for PgStore {
         self.pool.close().await;
         Ok(())
     }
+
+    fn queue(&self) -> Option<&dyn QueueStore> {
+        Some(self)
+    }
+}
+
+/// The foreign key from a dependency edge to the task it waits for.
+pub(crate) const DEPENDS_ON_FKEY: &str = "task_dependencies_depends_on_fkey";
+
+/// The compare-and-set update of `task` (every column but `created_at`), expecting the stored
+/// task at `expected_version` (`queries/update_task.sql`).
+pub(crate) fn update_query(task: &Task, expected_version: i64) -> Query<'_, Postgres, PgArguments> {
+    Shared::of_task(task)
+        .bind(
+            sqlx::query(UPDATE_TASK)
+                .bind(task.id)
+                .bind(expected_version),
+        )
+        .bind(task.updated_at)
+        .bind(task.version)
+        .bind(task.fence)
+        .bind(task.lease_expires_at)
+        .bind(task.lease_seconds)
 }
 
 /// The task columns that the insert (`$1..$8`) and the compare-and-set update (`$3..$10`, see
 /// `queries/update_task.sql`) both write, bound in the order both statements list them. One
 /// list, so the two statements cannot drift apart; each binds the columns after these itself
-/// (the insert `created_at`, `updated_at` and `version`; the update only the last two, since
-/// `created_at` never changes).
+/// (the insert `created_at`, `updated_at`, `version` and `fence`, and no lease, since a new task
+/// holds none; the update `updated_at`, `version`, `fence` and the lease, since `created_at`
+/// never changes).
 struct Shared<'a> {
     title: &'a str,
     description: Option<&'a str>,

@@ -4,6 +4,7 @@
 //! Tests that need a server skip (or fail under `CI=true`) without `TASKFLOW_TEST_PG_URL`;
 //! the connection-failure tests need none and always run.
 
+use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,9 @@ use taskflow_core::model::{
     ActorType, AuditAction, AuditDraft, AuditEntry, Identity, NewTask, Priority, Task, TaskDraft,
     TaskStatus, now,
 };
-use taskflow_core::{Conflict, Error, Invariant, Store, TaskFlow, TaskWrite, Written};
+use taskflow_core::{
+    Conflict, DependencyWrite, EdgeChange, Error, Invariant, Store, TaskFlow, TaskWrite, Written,
+};
 use taskflow_store_pg::PgStore;
 use taskflow_store_pg::test_support::TestDb;
 use tokio::sync::Barrier;
@@ -44,6 +47,7 @@ fn new_task(title: &str, parent_id: Option<i64>) -> TaskDraft {
         created_at: at,
         updated_at: at,
         version: 1,
+        fence: 0,
     }
 }
 
@@ -174,7 +178,16 @@ async fn migrations_apply_from_zero_and_rerun_is_a_no_op() {
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    assert_eq!(after, ["_sqlx_migrations", "audit_log", "tasks", "workers"]);
+    assert_eq!(
+        after,
+        [
+            "_sqlx_migrations",
+            "audit_log",
+            "task_dependencies",
+            "tasks",
+            "workers"
+        ]
+    );
 
     let applied = "SELECT version, success, installed_on::text AS installed_on \
                    FROM _sqlx_migrations ORDER BY version";
@@ -275,14 +288,19 @@ async fn migrations_apply_from_zero_and_rerun_is_a_no_op() {
     // parent_id is a foreign key; the audit trail has none, so it outlives its tasks.
     let foreign_keys: Vec<(String, String)> = sqlx::query_as(
         "SELECT conrelid::regclass::text, conname::text FROM pg_constraint \
-         WHERE contype = 'f' AND connamespace = 'public'::regnamespace ORDER BY 1",
+         WHERE contype = 'f' AND connamespace = 'public'::regnamespace ORDER BY 1, 2",
     )
     .fetch_all(&mut conn)
     .await
     .unwrap();
     assert_eq!(
         foreign_keys,
-        [("tasks".to_owned(), "tasks_parent_id_fkey".to_owned())]
+        [
+            ("task_dependencies", "task_dependencies_depends_on_fkey"),
+            ("task_dependencies", "task_dependencies_task_id_fkey"),
+            ("tasks", "tasks_parent_id_fkey"),
+        ]
+        .map(|(t, c)| (t.to_owned(), c.to_owned()))
     );
 
     conn.close().await.ok();
@@ -580,6 +598,384 @@ async fn missing_database_is_a_clear_error() {
         text.ends_with("database \"tf_no_such_database\" does not exist"),
         "{text}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The work queue across processes.
+
+/// Counts the audit rows with `action`, per task, straight from the database.
+async fn rows_per_task(conn: &mut PgConnection, action: AuditAction) -> HashMap<i64, i64> {
+    sqlx::query_as::<_, (i64, i64)>(
+        "SELECT task_id, count(*) FROM audit_log WHERE action = $1 GROUP BY task_id",
+    )
+    .bind(action.as_str())
+    .fetch_all(conn)
+    .await
+    .expect("count audit rows")
+    .into_iter()
+    .collect()
+}
+
+/// Two stores with separate pools on one database stand for two server processes (two pools,
+/// so two sets of server backends). 50 claimers, 25 through each, released together on 20
+/// ready tasks: exactly 20 distinct tasks are claimed, 30 claimers get `None`, no claimer gets
+/// two, and exactly 20 `started` rows are written, one per task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_race_50_claims_on_20_tasks() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let first = TaskFlow::new(Arc::new(db.store().await));
+    let second = TaskFlow::new(Arc::new(db.store().await));
+    let alice = Identity::user("alice");
+    let mut ready = HashSet::new();
+    for i in 0..20 {
+        let task = first
+            .create_task(&alice, NewTask::titled(format!("job {i}")))
+            .await
+            .unwrap();
+        ready.insert(task.id);
+    }
+
+    let barrier = Arc::new(Barrier::new(50));
+    let claims: Vec<_> = (0..50)
+        .map(|i| {
+            let flow = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let who = Identity::user(format!("agent-{i}"));
+                barrier.wait().await;
+                flow.claim_next(&who, None, Some(60))
+                    .await
+                    .map(|task| (who.id, task))
+            })
+        })
+        .collect();
+    let mut claimed: HashMap<i64, String> = HashMap::new();
+    let mut claimers = HashSet::new();
+    let mut nothing = 0;
+    for joined in join_all(claims).await {
+        match joined.expect("a claim panicked").expect("a claim failed") {
+            (who, Some(task)) => {
+                assert_eq!(task.assigned_to.as_deref(), Some(who.as_str()));
+                assert_eq!(
+                    (task.status, task.fence, task.version),
+                    (TaskStatus::InProgress, 1, 2)
+                );
+                assert!(claimers.insert(who.clone()), "{who} got two tasks");
+                assert!(
+                    claimed.insert(task.id, who).is_none(),
+                    "task {} claimed twice",
+                    task.id
+                );
+            }
+            (_, None) => nothing += 1,
+        }
+    }
+    assert_eq!((claimed.len(), nothing), (20, 30));
+    assert_eq!(claimed.keys().copied().collect::<HashSet<_>>(), ready);
+
+    // What is stored agrees, seen from either process and from the table itself.
+    for (id, who) in &claimed {
+        let stored = second.get_task(&alice, *id).await.unwrap();
+        assert_eq!(stored.assigned_to.as_ref(), Some(who));
+        assert_eq!(stored.status, TaskStatus::InProgress);
+        assert!(stored.lease_expires_at.is_some());
+    }
+    let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
+    let started = rows_per_task(&mut conn, AuditAction::Started).await;
+    assert_eq!(started.len(), 20, "a started row for every task");
+    assert!(
+        started.values().all(|n| *n == 1),
+        "one started row each: {started:?}"
+    );
+    let (total,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM audit_log WHERE action = 'started'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(total, 20);
+
+    conn.close().await.ok();
+    first.store().close().await.unwrap();
+    second.store().close().await.unwrap();
+}
+
+/// Two sweepers in two processes race to reclaim the same expired leases: each lease is
+/// reclaimed exactly once (one `lease_expired` row each, by `taskflow`/system), the sum of what
+/// the two report is the number of expired leases, and a lease that has not run out is left
+/// alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_race_sweeps_and_reclaim_each_lease_once() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let first = TaskFlow::new(Arc::new(db.store().await));
+    let second = TaskFlow::new(Arc::new(db.store().await));
+    let alice = Identity::user("alice");
+    let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
+
+    for round in 0..5 {
+        let mut leased = Vec::new();
+        for i in 0..30 {
+            first
+                .create_task(&alice, NewTask::titled(format!("r{round} t{i}")))
+                .await
+                .unwrap();
+            let flow = if i % 2 == 0 { &first } else { &second };
+            let who = Identity::user(format!("agent-{i}"));
+            let task = flow.claim_next(&who, None, Some(10)).await.unwrap();
+            leased.push(task.expect("a ready task"));
+        }
+        let created = first
+            .create_task(&alice, NewTask::titled(format!("r{round} long")))
+            .await
+            .unwrap();
+        let long = first
+            .claim_next(&Identity::user("patient"), None, Some(3600))
+            .await
+            .unwrap()
+            .expect("the long one");
+        assert_eq!(long.id, created.id);
+
+        let at = now() + Duration::from_secs(60);
+        let barrier = Arc::new(Barrier::new(2));
+        let sweeps = [first.clone(), second.clone()].map(|flow| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                flow.sweep_expired_leases_at(at).await
+            })
+        });
+        let mut reclaimed = 0;
+        for joined in join_all(sweeps).await {
+            reclaimed += joined.expect("a sweep panicked").expect("a sweep failed");
+        }
+        assert_eq!(
+            reclaimed, 30,
+            "round {round}: each lease reclaimed exactly once"
+        );
+
+        let expiries = rows_per_task(&mut conn, AuditAction::LeaseExpired).await;
+        for task in &leased {
+            assert_eq!(
+                expiries.get(&task.id),
+                Some(&1),
+                "round {round}: task {}",
+                task.id
+            );
+            let stored = second.get_task(&alice, task.id).await.unwrap();
+            assert_eq!(stored.status, TaskStatus::Pending);
+            assert_eq!(stored.assigned_to, None);
+            assert_eq!(
+                (stored.lease_expires_at, stored.lease_seconds),
+                (None, None)
+            );
+            assert_eq!(
+                (stored.version, stored.fence),
+                (task.version + 1, task.fence)
+            );
+        }
+        let rows = first.task_audit(&alice, leased[0].id).await.unwrap();
+        let expired = rows.last().expect("rows");
+        assert_eq!(expired.action, AuditAction::LeaseExpired);
+        assert_eq!(
+            (expired.actor_id.as_str(), expired.actor_type),
+            ("taskflow", ActorType::System)
+        );
+        assert_eq!(
+            second.get_task(&alice, long.id).await.unwrap().status,
+            TaskStatus::InProgress,
+            "round {round}: a live lease is left alone"
+        );
+        assert_eq!(first.sweep_expired_leases_at(at).await.unwrap(), 0);
+
+        // Put the reclaimed tasks out of the next round's way.
+        for task in &leased {
+            first.block(&alice, task.id, None, None).await.unwrap();
+        }
+        first.block(&alice, long.id, None, None).await.ok();
+    }
+
+    conn.close().await.ok();
+    first.store().close().await.unwrap();
+    second.store().close().await.unwrap();
+}
+
+/// A dependency added to a task while claim-next is choosing it (after the claim's snapshot,
+/// before its row lock) must stop the claim from taking it: the claim re-checks the locked
+/// task's dependencies with a fresh statement and picks another. 20 000 other ready tasks make
+/// the claim's statement long enough for the dependency write to commit inside it in most
+/// rounds. Whatever the interleaving, never both: the edge is written and the task claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dependency_added_during_a_claim_keeps_the_task_out_of_it() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let claimer = Arc::new(db.store().await);
+    let writer = Arc::new(db.store().await);
+    let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
+    sqlx::query(
+        "INSERT INTO tasks (title, status, priority, progress_percent, created_at, updated_at, \
+                            version) \
+         SELECT 'filler ' || g, 'pending', 'low', 0, now(), now(), 1 \
+         FROM generate_series(1, 20000) AS g",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE tasks")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let mut edges_written = 0;
+    for round in 0..30 {
+        let urgent = insert(
+            &*claimer,
+            TaskDraft {
+                priority: Priority::Critical,
+                ..new_task(&format!("urgent {round}"), None)
+            },
+        )
+        .await;
+        let blocker = insert(
+            &*claimer,
+            TaskDraft {
+                status: TaskStatus::Blocked,
+                ..new_task(&format!("blocker {round}"), None)
+            },
+        )
+        .await;
+        let mut next = urgent.clone();
+        next.version += 1;
+        next.updated_at = now();
+        let write = DependencyWrite {
+            task: next,
+            expected_version: urgent.version,
+            change: EdgeChange::Add {
+                depends_on: blocker.id,
+            },
+            audit: audit(AuditAction::DependencyAdded),
+        };
+        let barrier = Arc::new(Barrier::new(2));
+        let claim = {
+            let (store, barrier) = (claimer.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let flow = TaskFlow::new(store);
+                barrier.wait().await;
+                flow.claim_next(&Identity::user("agent"), None, None).await
+            })
+        };
+        let add = {
+            let (store, barrier) = (writer.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let queue = store.queue().expect("PgStore has the work queue");
+                queue.write_dependency(&write).await
+            })
+        };
+        let claimed = claim.await.unwrap().unwrap().expect("a ready task");
+        let written = add.await.unwrap().unwrap();
+        let stored = claimer.get_task(urgent.id).await.unwrap().expect("urgent");
+        match written {
+            Written::Done(()) => {
+                edges_written += 1;
+                assert_ne!(
+                    claimed.id, urgent.id,
+                    "round {round}: claimed a waiting task"
+                );
+                assert_eq!(stored.status, TaskStatus::Pending, "round {round}");
+                assert_eq!(stored.version, 2, "round {round}");
+            }
+            Written::Stale => {
+                assert_eq!(claimed.id, urgent.id, "round {round}");
+                assert_eq!(stored.status, TaskStatus::InProgress, "round {round}");
+                let deps = claimer
+                    .queue()
+                    .unwrap()
+                    .dependencies(urgent.id)
+                    .await
+                    .unwrap();
+                assert!(deps.depends_on.is_empty(), "round {round}: {deps:?}");
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+        // No task in progress waits on an unfinished dependency.
+        let (violations,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM tasks AS t \
+             JOIN task_dependencies AS d ON d.task_id = t.id \
+             JOIN tasks AS dep ON dep.id = d.depends_on \
+             WHERE t.status = 'in_progress' AND dep.status <> 'completed'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(violations, 0, "round {round}");
+        // The urgent task must not be the head of the next round's queue.
+        if stored.status == TaskStatus::Pending {
+            sqlx::query("UPDATE tasks SET priority = 'low' WHERE id = $1")
+                .bind(urgent.id)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    eprintln!("a_dependency_added_during_a_claim: {edges_written}/30 edges written first");
+
+    conn.close().await.ok();
+    claimer.close().await.unwrap();
+    writer.close().await.unwrap();
+}
+
+/// A dependency edge onto a task, inserted while a delete of that task is in flight (its
+/// transaction still open when the delete starts, committed while the delete waits), still
+/// stops the delete: `HasDependents`, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_racing_a_new_dependent_is_refused() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = Arc::new(db.store().await);
+    let target = insert(&*store, new_task("target", None)).await;
+    let dependent = insert(&*store, new_task("dependent", None)).await;
+
+    // Another process adds `dependent depends on target` and holds its transaction open; its
+    // foreign-key check key-share locks the target's row, so the delete has to wait for it.
+    let mut other = PgConnection::connect_with(&db.options).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query("INSERT INTO task_dependencies (task_id, depends_on) VALUES ($1, $2)")
+        .bind(dependent.id)
+        .bind(target.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+
+    let deleting = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .delete_task(target.id, 1, &audit(AuditAction::Deleted))
+                .await
+        })
+    };
+    wait_for_lock_wait(&db).await;
+    tx.commit().await.unwrap();
+
+    let result = deleting.await.unwrap();
+    assert!(
+        matches!(result, Ok(Written::Refused(Conflict::HasDependents))),
+        "{result:?}"
+    );
+    assert!(store.get_task(target.id).await.unwrap().is_some());
+    assert_eq!(store.task_audit(target.id).await.unwrap().len(), 1);
+
+    other.close().await.ok();
+    store.close().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
