@@ -94,14 +94,11 @@ async fn main() -> taskflow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let reclaimed = flow.list_audit(
-        &lead,
-        &taskflow::AuditFilter {
-            action: Some("lease_expired".into()),
-            ..Default::default()
-        },
-    );
-    for row in reclaimed.await?.items {
+    let expiries = taskflow::AuditFilter {
+        action: Some("lease_expired".into()),
+        ..Default::default()
+    };
+    for row in flow.list_audit(&lead, &expiries).await?.items {
         let task = flow.get_task(&lead, row.task_id).await?;
         println!(
             "audit trail of the reclaimed task #{} {:?}:",

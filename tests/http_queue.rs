@@ -2,6 +2,8 @@
 //! leases with heartbeats and release, fencing, and expiry; on SQLite and on PostgreSQL, and
 //! claim races across two server processes sharing one Postgres database.
 
+#![allow(clippy::unwrap_used)] // Test helpers outside #[test] functions: a panic is a failure.
+
 mod common;
 
 use std::collections::HashSet;

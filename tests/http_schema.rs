@@ -361,6 +361,107 @@ async fn scenario(s: &TestServer) {
         sp.check(&Method::GET, "/api/audit", r).await;
     }
 
+    // The work queue: ready, claim (200 and 204), heartbeat, release, dependencies.
+    let q1 = send(alice(Method::POST, "/api/tasks").json(&json!({"title": "q1"}))).await;
+    let q1 = sp.check(&Method::POST, "/api/tasks", q1).await["id"]
+        .as_i64()
+        .unwrap();
+    let q2 = send(alice(Method::POST, "/api/tasks").json(&json!({"title": "q2"}))).await;
+    let q2 = sp.check(&Method::POST, "/api/tasks", q2).await["id"]
+        .as_i64()
+        .unwrap();
+    let deps = format!("/api/tasks/{q2}/dependencies");
+    for (req, template) in [
+        (
+            alice(Method::POST, &deps).json(&json!({"depends_on": q1})),
+            "/api/tasks/{id}/dependencies",
+        ),
+        (
+            alice(Method::POST, &deps).json(&json!({"depends_on": 424242})),
+            "/api/tasks/{id}/dependencies",
+        ),
+        (
+            alice(Method::POST, &deps).json(&json!({"depends_on": q2})),
+            "/api/tasks/{id}/dependencies",
+        ),
+    ] {
+        let r = send(req).await;
+        sp.check(&Method::POST, template, r).await;
+    }
+    for path in [deps.clone(), "/api/tasks/424242/dependencies".into()] {
+        let r = send(alice(Method::GET, &path)).await;
+        sp.check(&Method::GET, "/api/tasks/{id}/dependencies", r)
+            .await;
+    }
+    for path in ["/api/tasks/ready", "/api/tasks/ready?project=none&limit=1"] {
+        let r = send(alice(Method::GET, path)).await;
+        sp.check(&Method::GET, "/api/tasks/ready", r).await;
+    }
+    let q2_start = send(alice(Method::POST, &format!("/api/tasks/{q2}/start"))).await;
+    sp.check(&Method::POST, "/api/tasks/{id}/start", q2_start)
+        .await;
+    let claimed = send(
+        s.as_user(Method::POST, "/api/tasks/claim", "agent")
+            .json(&json!({"lease_seconds": 60})),
+    )
+    .await;
+    let claimed = sp.check(&Method::POST, "/api/tasks/claim", claimed).await;
+    let (cid, fence) = (
+        claimed["id"].as_i64().unwrap(),
+        claimed["fence"].as_i64().unwrap(),
+    );
+    for req in [
+        s.as_user(Method::POST, "/api/tasks/claim", "agent"),
+        s.as_user(Method::POST, "/api/tasks/claim", "agent")
+            .json(&json!({"lease_seconds": 1})),
+    ] {
+        let r = send(req).await;
+        sp.check(&Method::POST, "/api/tasks/claim", r).await;
+    }
+    let c = |suffix: &str| format!("/api/tasks/{cid}{suffix}");
+    for (req, template) in [
+        (
+            s.as_user(
+                Method::POST,
+                &c(&format!("/heartbeat?fence={fence}")),
+                "agent",
+            ),
+            "/api/tasks/{id}/heartbeat",
+        ),
+        (
+            s.as_user(Method::POST, &c("/heartbeat?fence=99"), "agent"),
+            "/api/tasks/{id}/heartbeat",
+        ),
+        (
+            s.as_user(Method::POST, &c("/heartbeat"), "someone"),
+            "/api/tasks/{id}/heartbeat",
+        ),
+        (
+            s.as_user(
+                Method::POST,
+                &c(&format!("/release?fence={fence}")),
+                "agent",
+            ),
+            "/api/tasks/{id}/release",
+        ),
+        (
+            s.as_user(Method::POST, &c("/release"), "agent"),
+            "/api/tasks/{id}/release",
+        ),
+        (
+            s.as_user(Method::POST, &c("/heartbeat"), "agent"),
+            "/api/tasks/{id}/heartbeat",
+        ),
+    ] {
+        let r = send(req).await;
+        sp.check(&Method::POST, template, r).await;
+    }
+    for dep in [q1, q1] {
+        let r = send(alice(Method::DELETE, &format!("{deps}/{dep}"))).await;
+        sp.check(&Method::DELETE, "/api/tasks/{id}/dependencies/{dep}", r)
+            .await;
+    }
+
     // Workers and the caller.
     let r = send(alice(Method::GET, "/api/me")).await;
     sp.check(&Method::GET, "/api/me", r).await;

@@ -205,7 +205,9 @@ impl Store for MemoryStore {
         self.with(|s| {
             let id = write.task.id;
             match s.tasks.get(&id) {
-                Some(stored) if stored.version == write.expected_version => {}
+                Some(stored)
+                    if stored.version == write.expected_version
+                        && stored.lease_expires_at == write.expected_lease_expires_at => {}
                 _ => return Written::Stale,
             }
             if let Some(conflict) = s.check_parent(write.task.parent_id) {
@@ -216,15 +218,6 @@ impl Store for MemoryStore {
                     Invariant::AcyclicParent { task, parent } => {
                         if s.reaches(parent, task) {
                             return Written::Refused(Conflict::ParentCycle { parent });
-                        }
-                    }
-                    Invariant::LeaseUnchanged {
-                        task,
-                        lease_expires_at,
-                    } => {
-                        let now = s.tasks.get(&task).and_then(|t| t.lease_expires_at);
-                        if now != lease_expires_at {
-                            return Written::Refused(Conflict::LeaseRenewed);
                         }
                     }
                 }
@@ -348,7 +341,9 @@ impl QueueStore for MemoryStore {
         self.with(|s| {
             let id = write.task.id;
             match s.tasks.get(&id) {
-                Some(stored) if stored.version == write.expected_version => {}
+                Some(stored)
+                    if stored.version == write.expected_version
+                        && stored.lease_expires_at == write.expected_lease_expires_at => {}
                 _ => return Written::Stale,
             }
             match write.change {

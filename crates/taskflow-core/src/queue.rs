@@ -13,7 +13,7 @@ use crate::model::{
     now,
 };
 use crate::service::{MAX_ATTEMPTS, TaskFlow, refusal, view};
-use crate::store::{Claim, Conflict, DependencyWrite, EdgeChange, Invariant, LeaseWrite, Written};
+use crate::store::{Claim, Conflict, DependencyWrite, EdgeChange, LeaseWrite, Written};
 use crate::validate;
 
 /// How many expired leases one sweep step reads at a time.
@@ -104,6 +104,7 @@ impl TaskFlow {
                 },
                 task: next,
                 expected_version: task.version,
+                expected_lease_expires_at: task.lease_expires_at,
                 change,
             };
             match queue.write_dependency(&write).await? {
@@ -211,14 +212,12 @@ impl TaskFlow {
                 let write = crate::store::TaskWrite {
                     task: transition.task,
                     expected_version: task.version,
+                    expected_lease_expires_at: task.lease_expires_at,
                     audit: transition.audit,
-                    invariants: vec![Invariant::LeaseUnchanged {
-                        task: task.id,
-                        lease_expires_at: task.lease_expires_at,
-                    }],
+                    invariants: Vec::new(),
                 };
-                // Stale: another sweeper (or the holder) got there first; refused: the holder
-                // renewed the lease meanwhile.
+                // Stale: another sweeper got there first, or the holder wrote or renewed the
+                // lease meanwhile (the write names the lease it saw).
                 if let Written::Done(()) = self.store.update_task(&write).await? {
                     reclaimed += 1;
                     progressed = true;

@@ -343,6 +343,7 @@ impl TaskFlow {
             };
             let write = TaskWrite {
                 expected_version: task.version,
+                expected_lease_expires_at: task.lease_expires_at,
                 invariants: reparent
                     .map(|parent| Invariant::AcyclicParent { task: id, parent })
                     .into_iter()
@@ -448,12 +449,10 @@ pub(crate) fn refusal(conflict: Conflict) -> Error {
             kind: Entity::Dependency,
             id: depends_on.to_string(),
         },
-        // Callers treat an existing edge as no change, and a renewed lease as a lost race,
-        // before they get here.
+        // Callers treat an existing edge as no change before it gets here.
         Conflict::DependencyExists { depends_on } => {
             Error::backend(format!("dependency on {depends_on} exists"))
         }
-        Conflict::LeaseRenewed => Error::backend("the lease was renewed"),
     }
 }
 

@@ -47,12 +47,14 @@ pub trait Store: Send + Sync + 'static {
     /// Lists tasks matching `filter`, ordered by id, with the total count of matches.
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Page<Task>>;
 
-    /// Compare-and-set: if the stored task `write.task.id` is at `write.expected_version`,
+    /// Compare-and-set: if the stored task `write.task.id` is at `write.expected_version` and
+    /// its lease expiry is still `write.expected_lease_expires_at` (a heartbeat renews a lease
+    /// without a new version, and must not be undone by a write that read the task before it),
     /// replaces it with `write.task` (every field but `created_at`, which never changes) and
     /// writes `write.audit` about it, in one transaction, after checking `write.invariants`
     /// inside that transaction. [`Written::Stale`] when the task is at another version or gone;
     /// [`Written::Refused`] when an invariant or the parent would not hold. Either way nothing
-    /// was written. The version is checked first. An invariant the store does not know (the
+    /// was written. The version (and lease) is checked first. An invariant the store does not know (the
     /// enum grows) fails the write with a backend error; it is never skipped.
     async fn update_task(&self, write: &TaskWrite) -> Result<Written<()>>;
 
@@ -109,7 +111,8 @@ pub trait QueueStore: Send + Sync {
     async fn dependencies(&self, task_id: i64) -> Result<Dependencies>;
 
     /// Adds or removes one edge of `write.task`, as a compare-and-set change of that task
-    /// (version + 1, its audit row) in one transaction. Adding refuses a target that does not
+    /// (version and lease as for [`Store::update_task`]; version + 1, its audit row) in one
+    /// transaction. Adding refuses a target that does not
     /// exist ([`Conflict::DependencyMissing`]), an edge that would close a cycle (checked
     /// inside the transaction: [`Conflict::DependencyCycle`]) and an edge that exists
     /// ([`Conflict::DependencyExists`]); removing refuses an edge that does not exist
@@ -172,6 +175,9 @@ pub struct DependencyWrite {
     pub task: Task,
     /// The version the stored task must be at.
     pub expected_version: i64,
+    /// The lease expiry the stored task must still have (`None`: no lease); see
+    /// [`Store::update_task`].
+    pub expected_lease_expires_at: Option<Timestamp>,
     /// The edge.
     pub change: EdgeChange,
     /// The audit row about the task.
@@ -269,8 +275,6 @@ pub enum Conflict {
         /// Its target.
         depends_on: i64,
     },
-    /// The task's lease was renewed since it was read ([`Invariant::LeaseUnchanged`]).
-    LeaseRenewed,
 }
 
 /// A rule that spans rows, which a write asks its store to check inside the write's own
@@ -287,15 +291,6 @@ pub enum Invariant {
         /// Its new parent.
         parent: i64,
     },
-    /// The task's lease still runs out at `lease_expires_at`: no heartbeat renewed it since it
-    /// was read. A heartbeat changes no version, so the lease sweep names the expiry it saw,
-    /// and a lease renewed in between is not reclaimed.
-    LeaseUnchanged {
-        /// The task.
-        task: i64,
-        /// Its lease expiry as read.
-        lease_expires_at: Option<Timestamp>,
-    },
 }
 
 /// A compare-and-set update of one task: what to write, what the caller expects to replace, and
@@ -306,6 +301,8 @@ pub struct TaskWrite {
     pub task: Task,
     /// The version the stored task must be at for the write to happen.
     pub expected_version: i64,
+    /// The lease expiry the stored task must still have (`None`: no lease).
+    pub expected_lease_expires_at: Option<Timestamp>,
     /// The one audit row that records the change (about `task.id`).
     pub audit: AuditDraft,
     /// Rules to check inside the transaction.

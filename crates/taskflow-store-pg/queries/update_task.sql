@@ -1,5 +1,6 @@
 -- The compare-and-set update of one task: it changes the row only if it is at the version the
--- writer expects (`$2`). `created_at` is not in the SET list: it never changes. Used by every
+-- writer expects (`$2`) with the lease expiry it read (`$16`): a heartbeat renews a lease without
+-- a new version, and a write that read the task before the heartbeat must not undo it. `created_at` is not in the SET list: it never changes. Used by every
 -- change of a task: updates, dependency changes (`write_dependency`) and claim-next.
 --
 -- Why it is correct under concurrency: under READ COMMITTED, an UPDATE that finds its row
@@ -23,4 +24,4 @@ SET title = $3,
     fence = $13,
     lease_expires_at = $14,
     lease_seconds = $15
-WHERE id = $1 AND version = $2
+WHERE id = $1 AND version = $2 AND lease_expires_at IS NOT DISTINCT FROM $16

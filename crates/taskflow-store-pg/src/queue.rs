@@ -128,10 +128,14 @@ impl PgStore {
 
         // The version first: the compare-and-set of the task itself (`queries/update_task.sql`).
         // From here the task's row is locked until this transaction ends.
-        let updated = update_query(task, write.expected_version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let updated = update_query(
+            task,
+            write.expected_version,
+            write.expected_lease_expires_at,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if updated == 0 {
             tracing::debug!(
                 id = task.id,
@@ -299,7 +303,7 @@ impl PgStore {
 
         // This transaction holds the row lock, so the version cannot have moved: the
         // compare-and-set is a second guard, not a race anyone can lose.
-        let updated = update_query(&transition.task, picked.version)
+        let updated = update_query(&transition.task, picked.version, picked.lease_expires_at)
             .execute(&mut *tx)
             .await
             .map_err(PgError::from)?

@@ -10,7 +10,8 @@ use sqlx::postgres::{PgArguments, PgRow, Postgres};
 use sqlx::query::Query;
 use sqlx::{Executor, QueryBuilder, Row, Transaction};
 use taskflow_core::model::{
-    AuditDraft, AuditEntry, AuditFilter, Page, Paging, Task, TaskDraft, TaskFilter, Worker,
+    AuditDraft, AuditEntry, AuditFilter, Page, Paging, Task, TaskDraft, TaskFilter, Timestamp,
+    Worker,
 };
 use taskflow_core::{Conflict, Invariant, QueueStore, Result, Store, TaskWrite, Written};
 
@@ -245,9 +246,13 @@ impl PgStore {
                 .await?;
         }
 
-        let updated = update_query(task, write.expected_version)
-            .execute(&mut *tx)
-            .await;
+        let updated = update_query(
+            task,
+            write.expected_version,
+            write.expected_lease_expires_at,
+        )
+        .execute(&mut *tx)
+        .await;
         let updated = match updated {
             Ok(done) => done.rows_affected(),
             Err(err) if is_parent_fk_violation(&err) => match task.parent_id {
@@ -486,8 +491,12 @@ impl Store for PgStore {
 pub(crate) const DEPENDS_ON_FKEY: &str = "task_dependencies_depends_on_fkey";
 
 /// The compare-and-set update of `task` (every column but `created_at`), expecting the stored
-/// task at `expected_version` (`queries/update_task.sql`).
-pub(crate) fn update_query(task: &Task, expected_version: i64) -> Query<'_, Postgres, PgArguments> {
+/// task at `expected_version` with the lease expiry `expected_lease` (`queries/update_task.sql`).
+pub(crate) fn update_query(
+    task: &Task,
+    expected_version: i64,
+    expected_lease: Option<Timestamp>,
+) -> Query<'_, Postgres, PgArguments> {
     Shared::of_task(task)
         .bind(
             sqlx::query(UPDATE_TASK)
@@ -499,6 +508,7 @@ pub(crate) fn update_query(task: &Task, expected_version: i64) -> Query<'_, Post
         .bind(task.fence)
         .bind(task.lease_expires_at)
         .bind(task.lease_seconds)
+        .bind(expected_lease)
 }
 
 /// The task columns that the insert (`$1..$8`) and the compare-and-set update (`$3..$10`, see

@@ -478,6 +478,7 @@ async fn two_processes_race_reparents_and_never_form_a_cycle() {
                 let write = TaskWrite {
                     task: next,
                     expected_version: task.version,
+                    expected_lease_expires_at: None,
                     audit: audit(AuditAction::Updated),
                     invariants: vec![Invariant::AcyclicParent {
                         task: task.id,
@@ -857,6 +858,7 @@ async fn a_dependency_added_during_a_claim_keeps_the_task_out_of_it() {
         let write = DependencyWrite {
             task: next,
             expected_version: urgent.version,
+            expected_lease_expires_at: None,
             change: EdgeChange::Add {
                 depends_on: blocker.id,
             },

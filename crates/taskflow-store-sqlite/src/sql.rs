@@ -321,18 +321,6 @@ fn broken_invariant(tx: &Transaction<'_>, invariants: &[Invariant]) -> Result<Op
                     return Ok(Some(Conflict::ParentCycle { parent }));
                 }
             }
-            Invariant::LeaseUnchanged {
-                task,
-                lease_expires_at,
-            } => {
-                let stored: Option<Option<String>> = tx
-                    .prepare_cached("SELECT lease_expires_at FROM tasks WHERE id = ?1")?
-                    .query_row([task], |r| r.get(0))
-                    .optional()?;
-                if stored.flatten() != lease_expires_at.as_ref().map(ts) {
-                    return Ok(Some(Conflict::LeaseRenewed));
-                }
-            }
             // A rule this store does not know cannot be checked, so the write must not happen.
             other => return Err(SqliteError::UnknownInvariant(format!("{other:?}"))),
         }
@@ -346,6 +334,16 @@ fn current_version(tx: &Transaction<'_>, id: i64) -> Result<Option<i64>> {
         .prepare_cached("SELECT version FROM tasks WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()?)
+}
+
+/// Whether task `id` is stored at `version` with the lease expiry `lease` (a heartbeat renews a
+/// lease without a new version; a write that read the task before it must not undo it).
+fn is_at(tx: &Transaction<'_>, id: i64, version: i64, lease: Option<&Timestamp>) -> Result<bool> {
+    let stored: Option<(i64, Option<String>)> = tx
+        .prepare_cached("SELECT version, lease_expires_at FROM tasks WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(stored == Some((version, lease.map(ts))))
 }
 
 /// Compare-and-set of one task row: replaces every field but `created_at` (and the id) with
@@ -384,7 +382,12 @@ pub(crate) fn update_task(conn: &mut Connection, write: &TaskWrite) -> Result<Wr
         // IMMEDIATE takes SQLite's single write lock now, so from the version check to the
         // commit no other writer (in this process or another) can change what the checks read.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if current_version(&tx, t.id)? != Some(write.expected_version) {
+        if !is_at(
+            &tx,
+            t.id,
+            write.expected_version,
+            write.expected_lease_expires_at.as_ref(),
+        )? {
             return Ok(Written::Stale);
         }
         if let Some(conflict) = broken_invariant(&tx, &write.invariants)? {
@@ -608,7 +611,12 @@ pub(crate) fn write_dependency(
     // Under SQLite's single write lock from here to the commit: the checks below see what the
     // write will be applied to, and no concurrent edge can slip in between.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if current_version(&tx, id)? != Some(write.expected_version) {
+    if !is_at(
+        &tx,
+        id,
+        write.expected_version,
+        write.expected_lease_expires_at.as_ref(),
+    )? {
         return Ok(Written::Stale);
     }
     match write.change {

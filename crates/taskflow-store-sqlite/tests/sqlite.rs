@@ -331,6 +331,7 @@ fn a_cycle_already_stored_ends_the_cycle_check() {
                 let write = TaskWrite {
                     task: next,
                     expected_version,
+                    expected_lease_expires_at: None,
                     audit: row(AuditAction::Updated),
                     invariants: vec![Invariant::AcyclicParent { task, parent }],
                 };
@@ -432,6 +433,7 @@ fn a_dependency_cycle_already_stored_ends_the_cycle_check() {
                 let write = DependencyWrite {
                     task: next,
                     expected_version: stored.version,
+                    expected_lease_expires_at: stored.lease_expires_at,
                     change: EdgeChange::Add { depends_on },
                     audit: row(AuditAction::DependencyAdded),
                 };

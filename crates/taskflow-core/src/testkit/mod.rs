@@ -201,6 +201,7 @@ macro_rules! __queue_cases {
             claim_next_takes_the_head_and_writes_the_started_row,
             concurrent_claims_never_share_a_task,
             lease_extension_keeps_the_version,
+            a_write_that_read_before_a_heartbeat_cannot_undo_it,
             expired_leases_are_listed_and_reclaimed_exactly_once,
             heartbeat_keeps_a_lease_past_its_first_expiry,
             a_stale_holder_is_fenced_off,

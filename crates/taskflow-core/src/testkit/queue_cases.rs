@@ -46,6 +46,7 @@ fn edge(task: &Task, change: EdgeChange) -> DependencyWrite {
     DependencyWrite {
         task: next,
         expected_version: task.version,
+        expected_lease_expires_at: task.lease_expires_at,
         change,
         audit,
     }
@@ -473,6 +474,53 @@ pub async fn lease_extension_keeps_the_version(store: DynStore) -> TestResult {
         ..write
     };
     assert_eq!(q.extend_lease(&stale).await?, Written::Stale);
+    Ok(())
+}
+
+/// A heartbeat renews a lease without a new version, so every write names the lease it read:
+/// a write (or a sweep) that read the task before the heartbeat is `Stale` and cannot undo it.
+pub async fn a_write_that_read_before_a_heartbeat_cannot_undo_it(store: DynStore) -> TestResult {
+    let q = queue(&store);
+    let f = TaskFlow::new(store.clone());
+    let t = f.create_task(&alice(), NewTask::titled("t")).await?;
+    let t = f
+        .act(
+            &alice(),
+            t.id,
+            crate::lifecycle::Action::Start {
+                lease_seconds: Some(30),
+            },
+            None,
+        )
+        .await?;
+    // A writer reads the task, then the holder's heartbeat lands.
+    let mut stale_write = crate::store::TaskWrite {
+        task: t.clone(),
+        expected_version: t.version,
+        expected_lease_expires_at: t.lease_expires_at,
+        audit: row(AuditAction::Progressed),
+        invariants: Vec::new(),
+    };
+    stale_write.task.version += 1;
+    stale_write.task.progress_percent = 50;
+    let renewed = now() + Duration::seconds(600);
+    let beat = LeaseWrite {
+        id: t.id,
+        expected_version: t.version,
+        lease_expires_at: renewed,
+        lease_seconds: 600,
+    };
+    assert_eq!(q.extend_lease(&beat).await?, Written::Done(()));
+    assert_eq!(store.update_task(&stale_write).await?, Written::Stale);
+    let mut dep_write = edge(&t, add(t.id));
+    dep_write.change = EdgeChange::Remove { depends_on: 1 };
+    assert_eq!(q.write_dependency(&dep_write).await?, Written::Stale);
+    assert_eq!(get(&store, t.id).await?.lease_expires_at, Some(renewed));
+
+    // Through the service, a write after the heartbeat keeps the renewed lease.
+    let progressed = f.progress(&alice(), t.id, 50, None, None).await?;
+    assert_eq!(progressed.lease_expires_at, Some(renewed));
+    assert_eq!(get(&store, t.id).await?.lease_expires_at, Some(renewed));
     Ok(())
 }
 

@@ -64,6 +64,7 @@ fn update(task: &Task, edit: impl FnOnce(&mut Task)) -> TaskWrite {
     TaskWrite {
         task: next,
         expected_version: task.version,
+        expected_lease_expires_at: task.lease_expires_at,
         audit: row(AuditAction::Updated),
         invariants: Vec::new(),
     }
