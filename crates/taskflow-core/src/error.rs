@@ -15,7 +15,11 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong, in terms a caller can act on. Each variant maps to one HTTP status.
-#[derive(Debug, thiserror::Error)]
+///
+/// The refusals serialize (an idempotency record stores them, [`crate::idempotency`]); the
+/// errors that are not the caller's doing do not.
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Error {
     /// The named thing does not exist (HTTP 404): `Task not found`, `Worker not found`.
@@ -97,12 +101,17 @@ pub enum Error {
     #[error("Task has no lease")]
     NoLease,
 
+    /// A request with this idempotency key is still running (HTTP 409).
+    #[error("Idempotency-Key: a request with this key is still in progress")]
+    IdempotencyInProgress,
+
     /// The store does not offer what this operation needs (HTTP 501), e.g. a custom store
     /// without the work queue capability.
     #[error("This store does not support {operation}")]
+    #[serde(skip)]
     Unsupported {
         /// What was asked, e.g. `dependencies`.
-        operation: &'static str,
+        operation: String,
     },
 
     /// The database cannot be reached right now: refused, timed out, or shutting down (HTTP
@@ -110,15 +119,18 @@ pub enum Error {
     /// says why (`connection refused`, `the SQLite store is closed`) and never carries the
     /// database URL or its password; the HTTP API answers `Database unavailable`.
     #[error("{0}")]
+    #[serde(skip)]
     Unavailable(#[source] BoxError),
 
     /// The storage backend failed (HTTP 500, or 503 for health checks).
     #[error("{0}")]
+    #[serde(skip)]
     Backend(#[source] BoxError),
 }
 
 /// The kinds of things a caller can ask for by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Entity {
     /// A task.
@@ -141,7 +153,8 @@ impl fmt::Display for Entity {
 
 /// What the default policy guards: moves that belong to a task's assignee (or anyone while it
 /// is unassigned) or an admin, and actions for admins only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Permission {
     /// Reporting progress.
@@ -246,6 +259,21 @@ impl Error {
 
     /// Whether this is the caller's doing (a 4xx): retrying the same call gives the same answer.
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, Error::Unavailable(_) | Error::Backend(_))
+        !matches!(
+            self,
+            Error::Unavailable(_) | Error::Backend(_) | Error::Unsupported { .. }
+        )
+    }
+
+    /// Whether an idempotency record keeps this refusal, so that a retry gets it again: the
+    /// refusals of a well-formed request (HTTP 400, 403, 404, 409, 412). Validation errors
+    /// (422), a key still in use, and errors that are not the caller's doing are not kept: a
+    /// retry runs again.
+    pub fn is_recorded(&self) -> bool {
+        self.is_client_error()
+            && !matches!(
+                self,
+                Error::Validation { .. } | Error::IdempotencyInProgress
+            )
     }
 }

@@ -58,6 +58,7 @@
 //! ```
 
 pub mod error;
+pub mod idempotency;
 pub mod lifecycle;
 #[cfg(feature = "memory")]
 mod memory;
@@ -74,9 +75,9 @@ pub mod testkit;
 pub use error::{BoxError, Entity, Error, Permission, Result};
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
-pub use operation::{Command, Outcome};
+pub use operation::{Command, Once, Outcome};
 pub use service::TaskFlow;
 pub use store::{
-    Claim, ClaimDecision, Conflict, Dependencies, DependencyWrite, DynStore, EdgeChange, Invariant,
-    LeaseWrite, QueueStore, Store, TaskWrite, Written,
+    Claim, ClaimDecision, Conflict, Dependencies, DependencyWrite, DynStore, EdgeChange,
+    IdempotencyStore, Invariant, LeaseWrite, QueueStore, Store, TaskWrite, Written,
 };

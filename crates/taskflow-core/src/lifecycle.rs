@@ -95,7 +95,8 @@ pub struct Creation {
 }
 
 /// The rows of the lifecycle table, by what they do rather than what they are called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Move {
     /// `pending` → `in_progress`.
@@ -275,6 +276,7 @@ fn audit(
         action,
         context,
         timestamp: now,
+        outcome: None,
     }
 }
 

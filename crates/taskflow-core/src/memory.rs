@@ -26,14 +26,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
+use crate::idempotency::{OutcomeRecord, Reservation, Reserve};
 use crate::lifecycle::ReadyRule;
 use crate::model::{
     AuditDraft, AuditEntry, AuditFilter, Page, Paging, ReadyFilter, Task, TaskDraft, TaskFilter,
     Timestamp, Worker,
 };
 use crate::store::{
-    Claim, Conflict, Dependencies, DependencyWrite, EdgeChange, Invariant, LeaseWrite, QueueStore,
-    Store, TaskWrite, Written,
+    Claim, Conflict, Dependencies, DependencyWrite, EdgeChange, IdempotencyStore, Invariant,
+    LeaseWrite, QueueStore, Store, TaskWrite, Written,
 };
 
 /// A [`Store`] in memory. Cheap to clone; clones share the data.
@@ -49,6 +50,8 @@ struct State {
     workers: BTreeMap<String, Worker>,
     /// `(task, depends_on)` edges.
     edges: BTreeSet<(i64, i64)>,
+    /// Idempotency records by (caller, key).
+    records: BTreeMap<(String, String), Record>,
     last_task_id: i64,
     last_audit_id: i64,
     closed: bool,
@@ -57,6 +60,16 @@ struct State {
 #[derive(Debug, thiserror::Error)]
 #[error("the memory store is closed")]
 struct Closed;
+
+/// One idempotency record.
+#[derive(Debug)]
+struct Record {
+    fingerprint: String,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    /// The encoded outcome, once the request finished.
+    outcome: Option<String>,
+}
 
 impl MemoryStore {
     /// An empty store.
@@ -79,10 +92,35 @@ impl MemoryStore {
 }
 
 impl State {
-    fn append_audit(&mut self, task_id: i64, audit: &AuditDraft) {
+    /// Writes the audit row of a change and, if it carries one, its idempotency record (same
+    /// step, so never one without the other). `written` is the task as written, if any.
+    fn append_audit(
+        &mut self,
+        task_id: i64,
+        audit: &AuditDraft,
+        written: Option<&Task>,
+    ) -> Result<()> {
+        if let Some(record) = &audit.outcome {
+            let outcome = record.render(written)?;
+            self.store_record(record, outcome);
+        }
         self.last_audit_id += 1;
         let entry = audit.clone().into_entry(self.last_audit_id, task_id);
         self.audit.push(entry);
+        Ok(())
+    }
+
+    fn store_record(&mut self, record: &OutcomeRecord, outcome: String) {
+        let at = crate::model::now();
+        self.records.insert(
+            (record.caller.clone(), record.key.clone()),
+            Record {
+                fingerprint: record.fingerprint.clone(),
+                created_at: at,
+                expires_at: record.expires_at,
+                outcome: Some(outcome),
+            },
+        );
     }
 
     /// Whether following `parent_id` from `from` reaches `target`.
@@ -172,14 +210,14 @@ impl Store for MemoryStore {
     async fn insert_task(&self, task: &TaskDraft, audit: &AuditDraft) -> Result<Written<Task>> {
         self.with(|s| {
             if let Some(conflict) = s.check_parent(task.parent_id) {
-                return Written::Refused(conflict);
+                return Ok(Written::Refused(conflict));
             }
+            let stored = task.clone().into_task(s.last_task_id + 1);
+            s.append_audit(stored.id, audit, Some(&stored))?;
             s.last_task_id += 1;
-            let stored = task.clone().into_task(s.last_task_id);
             s.tasks.insert(stored.id, stored.clone());
-            s.append_audit(stored.id, audit);
-            Written::Done(stored)
-        })
+            Ok(Written::Done(stored))
+        })?
     }
 
     async fn get_task(&self, id: i64) -> Result<Option<Task>> {
@@ -208,16 +246,16 @@ impl Store for MemoryStore {
                 Some(stored)
                     if stored.version == write.expected_version
                         && stored.lease_expires_at == write.expected_lease_expires_at => {}
-                _ => return Written::Stale,
+                _ => return Ok(Written::Stale),
             }
             if let Some(conflict) = s.check_parent(write.task.parent_id) {
-                return Written::Refused(conflict);
+                return Ok(Written::Refused(conflict));
             }
             for invariant in &write.invariants {
                 match *invariant {
                     Invariant::AcyclicParent { task, parent } => {
                         if s.reaches(parent, task) {
-                            return Written::Refused(Conflict::ParentCycle { parent });
+                            return Ok(Written::Refused(Conflict::ParentCycle { parent }));
                         }
                     }
                 }
@@ -227,10 +265,10 @@ impl Store for MemoryStore {
             if let Some(created_at) = created_at {
                 next.created_at = created_at;
             }
+            s.append_audit(id, &write.audit, Some(&next))?;
             s.tasks.insert(id, next);
-            s.append_audit(id, &write.audit);
-            Written::Done(())
-        })
+            Ok(Written::Done(()))
+        })?
     }
 
     async fn delete_task(
@@ -242,19 +280,19 @@ impl Store for MemoryStore {
         self.with(|s| {
             match s.tasks.get(&id) {
                 Some(stored) if stored.version == expected_version => {}
-                _ => return Written::Stale,
+                _ => return Ok(Written::Stale),
             }
             if s.tasks.values().any(|t| t.parent_id == Some(id)) {
-                return Written::Refused(Conflict::HasSubtasks);
+                return Ok(Written::Refused(Conflict::HasSubtasks));
             }
             if s.edges.iter().any(|(_, d)| *d == id) {
-                return Written::Refused(Conflict::HasDependents);
+                return Ok(Written::Refused(Conflict::HasDependents));
             }
+            s.append_audit(id, audit, None)?;
             s.tasks.remove(&id);
             s.edges.retain(|(t, _)| *t != id);
-            s.append_audit(id, audit);
-            Written::Done(())
-        })
+            Ok(Written::Done(()))
+        })?
     }
 
     async fn list_audit(&self, f: &AuditFilter) -> Result<Page<AuditEntry>> {
@@ -315,6 +353,58 @@ impl Store for MemoryStore {
     fn queue(&self) -> Option<&dyn QueueStore> {
         Some(self)
     }
+
+    fn idempotency(&self) -> Option<&dyn IdempotencyStore> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    async fn reserve(&self, r: &Reserve) -> Result<Reservation> {
+        self.with(|s| {
+            let id = (r.caller.clone(), r.key.clone());
+            let reservation = match s.records.get(&id) {
+                Some(old) if old.expires_at > r.now => match &old.outcome {
+                    _ if old.fingerprint != r.fingerprint => return Reservation::Mismatch,
+                    Some(outcome) => return Reservation::Replay(outcome.clone()),
+                    None if old.created_at >= r.stale_before => return Reservation::InProgress,
+                    // A reservation whose request died: taken over.
+                    None => Reservation::Reserved,
+                },
+                _ => Reservation::Reserved,
+            };
+            s.records.insert(
+                id,
+                Record {
+                    fingerprint: r.fingerprint.clone(),
+                    created_at: r.now,
+                    expires_at: r.expires_at,
+                    outcome: None,
+                },
+            );
+            reservation
+        })
+    }
+
+    async fn settle(&self, record: &OutcomeRecord) -> Result<()> {
+        let outcome = record.render(None)?;
+        self.with(|s| s.store_record(record, outcome))
+    }
+
+    async fn forget(&self, caller: &str, key: &str) -> Result<()> {
+        self.with(|s| {
+            s.records.remove(&(caller.to_owned(), key.to_owned()));
+        })
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64> {
+        self.with(|s| {
+            let before = s.records.len();
+            s.records.retain(|_, r| r.expires_at > now);
+            (before - s.records.len()) as u64
+        })
+    }
 }
 
 #[async_trait]
@@ -344,36 +434,39 @@ impl QueueStore for MemoryStore {
                 Some(stored)
                     if stored.version == write.expected_version
                         && stored.lease_expires_at == write.expected_lease_expires_at => {}
-                _ => return Written::Stale,
+                _ => return Ok(Written::Stale),
             }
-            match write.change {
-                EdgeChange::Add { depends_on } => {
-                    if !s.tasks.contains_key(&depends_on) {
-                        return Written::Refused(Conflict::DependencyMissing { depends_on });
-                    }
-                    if s.edges.contains(&(id, depends_on)) {
-                        return Written::Refused(Conflict::DependencyExists { depends_on });
-                    }
-                    if s.depends_transitively(depends_on, id) {
-                        return Written::Refused(Conflict::DependencyCycle { depends_on });
-                    }
-                    s.edges.insert((id, depends_on));
+            let refusal = match write.change {
+                EdgeChange::Add { depends_on } if !s.tasks.contains_key(&depends_on) => {
+                    Some(Conflict::DependencyMissing { depends_on })
                 }
-                EdgeChange::Remove { depends_on } => {
-                    if !s.edges.remove(&(id, depends_on)) {
-                        return Written::Refused(Conflict::NoSuchDependency { depends_on });
-                    }
+                EdgeChange::Add { depends_on } if s.edges.contains(&(id, depends_on)) => {
+                    Some(Conflict::DependencyExists { depends_on })
                 }
+                EdgeChange::Add { depends_on } if s.depends_transitively(depends_on, id) => {
+                    Some(Conflict::DependencyCycle { depends_on })
+                }
+                EdgeChange::Remove { depends_on } if !s.edges.contains(&(id, depends_on)) => {
+                    Some(Conflict::NoSuchDependency { depends_on })
+                }
+                _ => None,
+            };
+            if let Some(conflict) = refusal {
+                return Ok(Written::Refused(conflict));
             }
             let created_at = s.tasks.get(&id).map(|t| t.created_at);
             let mut next = write.task.clone();
             if let Some(created_at) = created_at {
                 next.created_at = created_at;
             }
+            s.append_audit(id, &write.audit, Some(&next))?;
+            match write.change {
+                EdgeChange::Add { depends_on } => s.edges.insert((id, depends_on)),
+                EdgeChange::Remove { depends_on } => s.edges.remove(&(id, depends_on)),
+            };
             s.tasks.insert(id, next);
-            s.append_audit(id, &write.audit);
-            Written::Done(())
-        })
+            Ok(Written::Done(()))
+        })?
     }
 
     async fn ready_tasks(
@@ -398,8 +491,8 @@ impl QueueStore for MemoryStore {
             return Ok(None);
         };
         let transition = (claim.decide)(&first)?;
+        state.append_audit(first.id, &transition.audit, Some(&transition.task))?;
         state.tasks.insert(first.id, transition.task.clone());
-        state.append_audit(first.id, &transition.audit);
         Ok(Some(transition.task))
     }
 

@@ -722,6 +722,11 @@ pub struct AuditDraft {
     pub context: Option<serde_json::Value>,
     /// When.
     pub timestamp: Timestamp,
+    /// The idempotency record of the request that makes this change, if it named a key: the
+    /// store writes it in the same transaction as the change and this row
+    /// ([`crate::idempotency`]).
+    #[serde(skip)]
+    pub outcome: Option<crate::idempotency::OutcomeRecord>,
 }
 
 impl AuditDraft {

@@ -8,13 +8,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::idempotency::{
+    Idempotent, RESERVATION_TIMEOUT, Recorded, Rendered, Reservation, Reserve, decode, encode,
+};
 use crate::lifecycle::Action;
 use crate::model::{
     Actor, AuditEntry, AuditFilter, DependencyView, Expect, Identity, NewTask, Page, Precondition,
-    ReadyFilter, Task, TaskFilter, TaskPatch, Worker, WorkerType,
+    ReadyFilter, Task, TaskFilter, TaskPatch, Worker, WorkerType, now,
 };
+use crate::service::Recording;
 use crate::service::TaskFlow;
+use crate::store::EdgeChange;
 
 /// An operation of taskflow, with its arguments. The acting identity is passed beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,8 +208,107 @@ impl TaskFlow {
     /// Runs `command` as `who`: the same call, with the same rules and audit rows, as the
     /// method it names.
     pub async fn execute(&self, who: &Identity, command: Command) -> Result<Outcome> {
+        self.run(who, command, None).await
+    }
+
+    /// Runs `command` at most once per idempotency key: the first request with `idempotent`'s
+    /// key runs, and its outcome is stored (with its change, in the same transaction); a
+    /// repeat with the same key and fingerprint gets the stored outcome, marked replayed, and
+    /// changes nothing. The same key for another request is a 422; a repeat while the first
+    /// still runs, a 409 ([`Error::IdempotencyInProgress`]). See [`crate::idempotency`]. A
+    /// command that writes nothing just runs.
+    pub async fn execute_once(
+        &self,
+        who: &Identity,
+        idempotent: &Idempotent,
+        command: Command,
+    ) -> Once<Result<Outcome>> {
+        if !command.is_write() {
+            return Once::fresh(self.execute(who, command).await);
+        }
+        match self.reserve(who, idempotent).await {
+            Err(err) => Once::fresh(Err(err)),
+            Ok(Reserved::Replay(recorded)) => Once {
+                value: recorded,
+                replayed: true,
+            },
+            Ok(Reserved::Run(rec)) => {
+                let result = self.run(who, command, Some(&rec)).await;
+                // Failing to keep the outcome is not the caller's problem: a change stored it
+                // already, and otherwise a retry runs again (the reservation lapses).
+                let _ = self.finish(&rec, &result).await;
+                Once::fresh(result)
+            }
+        }
+    }
+
+    /// Reserves `idempotent`'s key for `who`, or answers what holds it.
+    async fn reserve(&self, who: &Identity, idempotent: &Idempotent) -> Result<Reserved> {
+        let store = self.store.idempotency().ok_or_else(|| Error::Unsupported {
+            operation: "idempotency keys".to_owned(),
+        })?;
+        let at = now();
+        let stale = chrono::Duration::from_std(RESERVATION_TIMEOUT).map_err(Error::backend)?;
+        let ttl = chrono::Duration::from_std(self.idempotency_ttl).map_err(Error::backend)?;
+        let rec = Recording {
+            caller: who.id.clone(),
+            key: idempotent.key.as_str().to_owned(),
+            fingerprint: idempotent.fingerprint.clone(),
+            expires_at: at + ttl,
+        };
+        let reserve = Reserve {
+            caller: rec.caller.clone(),
+            key: rec.key.clone(),
+            fingerprint: rec.fingerprint.clone(),
+            now: at,
+            stale_before: at - stale,
+            expires_at: rec.expires_at,
+        };
+        match store.reserve(&reserve).await? {
+            Reservation::Reserved => Ok(Reserved::Run(rec)),
+            Reservation::Replay(stored) => Ok(Reserved::Replay(decode(&stored)?)),
+            Reservation::InProgress => Err(Error::IdempotencyInProgress),
+            Reservation::Mismatch => Err(Error::validation(
+                "Idempotency-Key",
+                "reused with a different request",
+            )),
+        }
+    }
+
+    /// Stores the outcome of a request that ran (for a change that stored it itself: the same
+    /// outcome again), or drops the reservation of one whose outcome is not kept.
+    async fn finish(&self, rec: &Recording, result: &Result<Outcome>) -> Result<()> {
+        let Some(store) = self.store.idempotency() else {
+            return Ok(());
+        };
+        match result {
+            Err(err) if !err.is_recorded() => store.forget(&rec.caller, &rec.key).await,
+            recorded => {
+                let encoded = encode(recorded)?;
+                store.settle(&rec.record(Rendered::Ready(encoded))).await
+            }
+        }
+    }
+
+    /// Deletes the idempotency records whose time-to-live ran out; returns how many. The
+    /// server runs it now and then; a program that embeds taskflow may too.
+    pub async fn purge_idempotency_records(&self) -> Result<u64> {
+        match self.store.idempotency() {
+            Some(store) => store.purge_expired(now()).await,
+            None => Ok(0),
+        }
+    }
+
+    /// The one dispatch behind [`TaskFlow::execute`] and [`TaskFlow::execute_once`]: with a
+    /// recording, every write stores its outcome with its change.
+    async fn run(
+        &self,
+        who: &Identity,
+        command: Command,
+        rec: Option<&Recording>,
+    ) -> Result<Outcome> {
         Ok(match command {
-            Command::CreateTask { task } => Outcome::Task(self.create_task(who, task).await?),
+            Command::CreateTask { task } => Outcome::Task(self.create(who, task, rec).await?),
             Command::GetTask { id } => Outcome::Task(self.get_task(who, id).await?),
             Command::ListTasks { filter } => Outcome::Tasks(self.list_tasks(who, &filter).await?),
             Command::UpdateTask {
@@ -213,7 +317,7 @@ impl TaskFlow {
                 precondition,
                 fence,
             } => Outcome::Task(
-                self.update_task(who, id, &patch, expect(precondition, fence))
+                self.patch(who, id, &patch, &expect(precondition, fence), rec)
                     .await?,
             ),
             Command::Act {
@@ -222,7 +326,7 @@ impl TaskFlow {
                 precondition,
                 fence,
             } => Outcome::Task(
-                self.act(who, id, action, expect(precondition, fence))
+                self.move_task(who, id, action, &expect(precondition, fence), rec)
                     .await?,
             ),
             Command::Heartbeat {
@@ -236,7 +340,7 @@ impl TaskFlow {
             Command::ClaimNext {
                 project,
                 lease_seconds,
-            } => Outcome::Claimed(self.claim_next(who, project, lease_seconds).await?),
+            } => Outcome::Claimed(self.claim(who, project, lease_seconds, rec).await?),
             Command::ReadyTasks { filter } => Outcome::Tasks(self.ready_tasks(who, &filter).await?),
             Command::Dependencies { id } => {
                 Outcome::Dependencies(self.dependencies(who, id).await?)
@@ -246,20 +350,32 @@ impl TaskFlow {
                 depends_on,
                 fence,
             } => Outcome::Dependencies(
-                self.add_dependency(who, id, depends_on, Expect::fence(fence))
-                    .await?,
+                self.edge(
+                    who,
+                    id,
+                    EdgeChange::Add { depends_on },
+                    &Expect::fence(fence),
+                    rec,
+                )
+                .await?,
             ),
             Command::RemoveDependency {
                 id,
                 depends_on,
                 fence,
             } => {
-                self.remove_dependency(who, id, depends_on, Expect::fence(fence))
-                    .await?;
+                self.edge(
+                    who,
+                    id,
+                    EdgeChange::Remove { depends_on },
+                    &Expect::fence(fence),
+                    rec,
+                )
+                .await?;
                 Outcome::Deleted
             }
             Command::DeleteTask { id, precondition } => {
-                self.delete_task(who, id, precondition).await?;
+                self.delete(who, id, &precondition.into(), rec).await?;
                 Outcome::Deleted
             }
             Command::TaskAudit { id } => Outcome::Audit(self.task_audit(who, id).await?),
@@ -280,4 +396,28 @@ impl TaskFlow {
 
 fn expect(version: Precondition, fence: Option<i64>) -> Expect {
     Expect::from(version).with_fence(fence)
+}
+
+/// What a request that may have run before answers: its value, and whether that value was
+/// stored from an earlier request with the same idempotency key (a replay) rather than made now.
+#[derive(Debug)]
+pub struct Once<T> {
+    /// The outcome.
+    pub value: T,
+    /// Whether it is the stored outcome of an earlier request.
+    pub replayed: bool,
+}
+
+impl<T> Once<T> {
+    fn fresh(value: T) -> Self {
+        Once {
+            value,
+            replayed: false,
+        }
+    }
+}
+
+enum Reserved {
+    Run(Recording),
+    Replay(Recorded),
 }

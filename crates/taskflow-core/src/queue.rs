@@ -7,12 +7,14 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::error::Result;
+use crate::idempotency::{Rendered, encode};
 use crate::lifecycle::{self, READY};
 use crate::model::{
     AuditAction, AuditDraft, DependencyView, Expect, Identity, Page, ReadyFilter, Task, Timestamp,
     now,
 };
-use crate::service::{MAX_ATTEMPTS, TaskFlow, refusal, view};
+use crate::operation::Outcome;
+use crate::service::{MAX_ATTEMPTS, Recording, TaskFlow, refusal, view};
 use crate::store::{Claim, Conflict, DependencyWrite, EdgeChange, LeaseWrite, Written};
 use crate::validate;
 
@@ -40,8 +42,14 @@ impl TaskFlow {
         depends_on: i64,
         expect: impl Into<Expect>,
     ) -> Result<DependencyView> {
-        self.edge(who, id, EdgeChange::Add { depends_on }, &expect.into())
-            .await
+        self.edge(
+            who,
+            id,
+            EdgeChange::Add { depends_on },
+            &expect.into(),
+            None,
+        )
+        .await
     }
 
     /// Makes task `id` stop depending on `depends_on` (version + 1, a `dependency_removed` row).
@@ -53,17 +61,26 @@ impl TaskFlow {
         depends_on: i64,
         expect: impl Into<Expect>,
     ) -> Result<()> {
-        self.edge(who, id, EdgeChange::Remove { depends_on }, &expect.into())
-            .await
-            .map(drop)
+        self.edge(
+            who,
+            id,
+            EdgeChange::Remove { depends_on },
+            &expect.into(),
+            None,
+        )
+        .await
+        .map(drop)
     }
 
-    async fn edge(
+    /// Adds or removes an edge. With an idempotency record, the outcome stored with the change
+    /// is the dependency view after it (adding) or `Deleted` (removing).
+    pub(crate) async fn edge(
         &self,
         who: &Identity,
         id: i64,
         change: EdgeChange,
         expect: &Expect,
+        rec: Option<&Recording>,
     ) -> Result<DependencyView> {
         let queue = self.queue("dependencies")?;
         let actor = self.actor(who).await?;
@@ -89,6 +106,18 @@ impl TaskFlow {
                 _ => {}
             }
             expect.version.check(&task)?;
+            let outcome = match rec {
+                None => None,
+                Some(r) => {
+                    let after = match change {
+                        EdgeChange::Add { .. } => {
+                            Outcome::Dependencies(self.view_with(id, &deps, depends_on).await?)
+                        }
+                        EdgeChange::Remove { .. } => Outcome::Deleted,
+                    };
+                    Some(r.record(Rendered::Ready(encode(&Ok(after))?)))
+                }
+            };
             let at = now();
             let mut next = task.clone();
             next.version += 1;
@@ -101,6 +130,7 @@ impl TaskFlow {
                     action,
                     context: Some(json!({ "depends_on": depends_on })),
                     timestamp: at,
+                    outcome,
                 },
                 task: next,
                 expected_version: task.version,
@@ -118,6 +148,21 @@ impl TaskFlow {
             }
         }
         Err(self.gave_up(id).await)
+    }
+
+    /// The view of task `id`'s dependencies once the edge to `depends_on` is added to `deps`.
+    async fn view_with(
+        &self,
+        id: i64,
+        deps: &crate::store::Dependencies,
+        depends_on: i64,
+    ) -> Result<DependencyView> {
+        let mut after = deps.clone();
+        if let Some(target) = self.store.get_task(depends_on).await? {
+            after.depends_on.push((depends_on, target.status));
+            after.depends_on.sort_unstable_by_key(|(d, _)| *d);
+        }
+        Ok(view(id, &after))
     }
 
     /// The tasks ready for the caller: `pending`, unassigned or assigned to them, with every
@@ -139,6 +184,16 @@ impl TaskFlow {
         project: Option<String>,
         lease_seconds: Option<i64>,
     ) -> Result<Option<Task>> {
+        self.claim(who, project, lease_seconds, None).await
+    }
+
+    pub(crate) async fn claim(
+        &self,
+        who: &Identity,
+        project: Option<String>,
+        lease_seconds: Option<i64>,
+        rec: Option<&Recording>,
+    ) -> Result<Option<Task>> {
         let queue = self.queue("claim-next")?;
         validate::optional_text("project", project.as_deref())?;
         let lease = match lease_seconds {
@@ -147,11 +202,16 @@ impl TaskFlow {
         };
         let actor = self.actor(who).await?;
         let decider = actor.clone();
+        let outcome = rec.map(|r| r.record(Rendered::Claimed));
         let claim = Claim {
             actor,
             project,
             rule: READY,
-            decide: Arc::new(move |task: &Task| lifecycle::claim(task, &decider, lease, now())),
+            decide: Arc::new(move |task: &Task| {
+                let mut transition = lifecycle::claim(task, &decider, lease, now())?;
+                transition.audit.outcome = outcome.clone();
+                Ok(transition)
+            }),
         };
         queue.claim_next(&claim).await
     }

@@ -2,11 +2,13 @@
 //! goes through.
 
 use crate::error::{Entity, Error, Permission, Result};
+use crate::idempotency::{OutcomeRecord, Rendered, encode};
 use crate::lifecycle::{self, Action, Creation, Move, Transition};
 use crate::model::{
     Actor, ActorType, AuditEntry, AuditFilter, DEFAULT_LEASE_SECONDS, DependencyView, Expect,
     Identity, NewTask, Page, Task, TaskFilter, TaskPatch, Timestamp, Worker, WorkerType, now,
 };
+use crate::operation::Outcome;
 use crate::store::{Conflict, DynStore, Invariant, QueueStore, TaskWrite, Written};
 use crate::validate;
 
@@ -35,6 +37,30 @@ const MAX_PARENT_DEPTH: usize = 10_000;
 pub struct TaskFlow {
     pub(crate) store: DynStore,
     pub(crate) default_lease_seconds: i64,
+    pub(crate) idempotency_ttl: std::time::Duration,
+}
+
+/// The idempotency of the request a write belongs to, threaded through the write so that the
+/// store keeps the outcome with the change ([`crate::idempotency`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Recording {
+    pub(crate) caller: String,
+    pub(crate) key: String,
+    pub(crate) fingerprint: String,
+    pub(crate) expires_at: Timestamp,
+}
+
+impl Recording {
+    /// The record of this request's outcome.
+    pub(crate) fn record(&self, outcome: Rendered) -> OutcomeRecord {
+        OutcomeRecord {
+            caller: self.caller.clone(),
+            key: self.key.clone(),
+            fingerprint: self.fingerprint.clone(),
+            expires_at: self.expires_at,
+            outcome,
+        }
+    }
 }
 
 impl std::fmt::Debug for TaskFlow {
@@ -50,7 +76,15 @@ impl TaskFlow {
         TaskFlow {
             store,
             default_lease_seconds: DEFAULT_LEASE_SECONDS,
+            idempotency_ttl: crate::idempotency::DEFAULT_TTL,
         }
+    }
+
+    /// How long the outcome of a request with an idempotency key is kept (the server's
+    /// `IDEMPOTENCY_TTL_SECONDS`; default a day).
+    pub fn with_idempotency_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.idempotency_ttl = ttl;
+        self
     }
 
     /// The lease claim-next grants when the caller names none (the server's `LEASE_SECONDS`),
@@ -79,8 +113,18 @@ impl TaskFlow {
 
     /// Creates a task and its `created` audit row.
     pub async fn create_task(&self, who: &Identity, new: NewTask) -> Result<Task> {
+        self.create(who, new, None).await
+    }
+
+    pub(crate) async fn create(
+        &self,
+        who: &Identity,
+        new: NewTask,
+        rec: Option<&Recording>,
+    ) -> Result<Task> {
         let actor = self.actor(who).await?;
-        let Creation { task, audit } = lifecycle::create(new, &actor, now())?;
+        let Creation { task, mut audit } = lifecycle::create(new, &actor, now())?;
+        audit.outcome = rec.map(|r| r.record(Rendered::Task));
         match self.store.insert_task(&task, &audit).await? {
             Written::Done(task) => Ok(task),
             Written::Stale => Err(Error::backend("the store answered Stale to an insert")),
@@ -112,10 +156,21 @@ impl TaskFlow {
         patch: &TaskPatch,
         expect: impl Into<Expect>,
     ) -> Result<Task> {
+        self.patch(who, id, patch, &expect.into(), None).await
+    }
+
+    pub(crate) async fn patch(
+        &self,
+        who: &Identity,
+        id: i64,
+        patch: &TaskPatch,
+        expect: &Expect,
+        rec: Option<&Recording>,
+    ) -> Result<Task> {
         let patch = lifecycle::validate_patch(patch)?;
         let actor = self.actor(who).await?;
         let new_parent = patch.parent_id.flatten();
-        self.write(id, &expect.into(), new_parent, |task, at| {
+        self.write(id, expect, new_parent, rec, |task, at| {
             lifecycle::apply_patch(task, &patch, &actor, at)
         })
         .await
@@ -129,9 +184,20 @@ impl TaskFlow {
         action: Action,
         expect: impl Into<Expect>,
     ) -> Result<Task> {
+        self.move_task(who, id, action, &expect.into(), None).await
+    }
+
+    pub(crate) async fn move_task(
+        &self,
+        who: &Identity,
+        id: i64,
+        action: Action,
+        expect: &Expect,
+        rec: Option<&Recording>,
+    ) -> Result<Task> {
         action.validate()?;
         let actor = self.actor(who).await?;
-        self.write(id, &expect.into(), None, |task, at| {
+        self.write(id, expect, None, rec, |task, at| {
             lifecycle::apply(task, &action, &actor, at).map(Some)
         })
         .await
@@ -234,11 +300,26 @@ impl TaskFlow {
         id: i64,
         expect: impl Into<Expect>,
     ) -> Result<()> {
-        let precondition = expect.into().version;
+        self.delete(who, id, &expect.into(), None).await
+    }
+
+    pub(crate) async fn delete(
+        &self,
+        who: &Identity,
+        id: i64,
+        expect: &Expect,
+        rec: Option<&Recording>,
+    ) -> Result<()> {
+        let precondition = &expect.version;
         let actor = self.actor(who).await?;
+        let outcome = match rec {
+            Some(r) => Some(r.record(Rendered::Ready(encode(&Ok(Outcome::Deleted))?))),
+            None => None,
+        };
         for _ in 0..MAX_ATTEMPTS {
             let task = self.get_task(who, id).await?;
-            let audit = lifecycle::delete(&task, &actor, now())?;
+            let mut audit = lifecycle::delete(&task, &actor, now())?;
+            audit.outcome = outcome.clone();
             precondition.check(&task)?;
             match self.store.delete_task(id, task.version, &audit).await? {
                 Written::Done(()) => return Ok(()),
@@ -322,6 +403,7 @@ impl TaskFlow {
         id: i64,
         expect: &Expect,
         new_parent: Option<i64>,
+        rec: Option<&Recording>,
         decide: impl Fn(&Task, Timestamp) -> Result<Option<Transition>>,
     ) -> Result<Task> {
         for _ in 0..MAX_ATTEMPTS {
@@ -336,11 +418,14 @@ impl TaskFlow {
             }
             expect.version.check(&task)?;
             let Some(Transition {
-                task: next, audit, ..
+                task: next,
+                mut audit,
+                ..
             }) = decision
             else {
                 return Ok(task);
             };
+            audit.outcome = rec.map(|r| r.record(Rendered::Task));
             let write = TaskWrite {
                 expected_version: task.version,
                 expected_lease_expires_at: task.lease_expires_at,
@@ -373,7 +458,9 @@ impl TaskFlow {
 
     /// The work queue of the store, or [`Error::Unsupported`].
     pub(crate) fn queue(&self, operation: &'static str) -> Result<&dyn QueueStore> {
-        self.store.queue().ok_or(Error::Unsupported { operation })
+        self.store.queue().ok_or_else(|| Error::Unsupported {
+            operation: operation.to_owned(),
+        })
     }
 
     /// Refuses to start task `id` while it waits on unfinished dependencies. A store without

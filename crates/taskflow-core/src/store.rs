@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::idempotency::{OutcomeRecord, Reservation, Reserve};
 use crate::lifecycle::{ReadyRule, Transition};
 use crate::model::{
     Actor, AuditDraft, AuditEntry, AuditFilter, Page, ReadyFilter, Task, TaskDraft, TaskFilter,
@@ -98,6 +99,40 @@ pub trait Store: Send + Sync + 'static {
     fn queue(&self) -> Option<&dyn QueueStore> {
         None
     }
+
+    /// Idempotency records ([`crate::idempotency`]), if this store keeps them. A store that
+    /// does must also write the [`crate::model::AuditDraft::outcome`] of every change it
+    /// writes, in the same transaction. Requests with a key answer [`crate::Error::Unsupported`]
+    /// on a store without it.
+    fn idempotency(&self) -> Option<&dyn IdempotencyStore> {
+        None
+    }
+}
+
+/// Idempotency records, an optional capability of a [`Store`] ([`Store::idempotency`]): one
+/// row per (caller, key), holding the request's fingerprint and, once it finished, its encoded
+/// outcome. A store with this capability writes the outcome a change's audit row carries
+/// ([`crate::model::AuditDraft::outcome`]) in the change's own transaction, replacing the
+/// reservation.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Reserves `r.key` for `r.caller` and the request `r.fingerprint`, in a transaction of its
+    /// own, or reports what holds it: the stored outcome of a finished request with the same
+    /// fingerprint ([`Reservation::Replay`]), a different request ([`Reservation::Mismatch`]),
+    /// or a request still running ([`Reservation::InProgress`]). A reservation made before
+    /// `r.stale_before` that never got an outcome is taken over; a record past its expiry is
+    /// treated as absent. Of concurrent reservations of one key, exactly one is `Reserved`.
+    async fn reserve(&self, r: &Reserve) -> Result<Reservation>;
+
+    /// Stores the outcome of a request that changed nothing (a refusal, or a write with no
+    /// effect), replacing its reservation.
+    async fn settle(&self, record: &OutcomeRecord) -> Result<()>;
+
+    /// Drops the reservation of `key` by `caller`, so that a retry runs again.
+    async fn forget(&self, caller: &str, key: &str) -> Result<()>;
+
+    /// Deletes the records that expired at `now`; returns how many.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64>;
 }
 
 /// The work queue, an optional capability of a [`Store`] ([`Store::queue`]): dependency edges

@@ -30,6 +30,7 @@ fn audit(action: AuditAction) -> AuditDraft {
         action,
         context: None,
         timestamp: now(),
+        outcome: None,
     }
 }
 

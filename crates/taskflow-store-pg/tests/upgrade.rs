@@ -330,6 +330,7 @@ async fn a_0_1_0_database_upgrades_in_place() {
         action: AuditAction::Deleted,
         context: None,
         timestamp: now(),
+        outcome: None,
     };
     assert_eq!(
         store.delete_task(3, 1, &deleted).await.unwrap(),

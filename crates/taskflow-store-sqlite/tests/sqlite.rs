@@ -45,6 +45,7 @@ fn row(action: AuditAction) -> AuditDraft {
         action,
         context: None,
         timestamp: now(),
+        outcome: None,
     }
 }
 

@@ -282,6 +282,7 @@ fn deleted_by_grace() -> AuditDraft {
         action: AuditAction::Deleted,
         context: None,
         timestamp: taskflow_core::model::now(),
+        outcome: None,
     }
 }
 

@@ -44,6 +44,7 @@ pub fn row(action: AuditAction) -> AuditDraft {
         action,
         context: None,
         timestamp: now(),
+        outcome: None,
     }
 }
 
