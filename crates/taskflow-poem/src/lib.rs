@@ -54,4 +54,5 @@ mod wire;
 
 pub use config::{AuthConfig, Config, DEFAULT_DATABASE_URL, EnvError, ServerConfig};
 pub use error::{ApiError, ErrorBody};
+pub use server::McpJson;
 pub use server::{ServeError, VERSION, app, init_logging, openapi_json, serve};

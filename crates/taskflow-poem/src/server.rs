@@ -17,6 +17,8 @@ use crate::body::BodyLimit;
 use crate::config::{AuthConfig, Config, EnvError, ServerConfig};
 use crate::error::to_response;
 
+pub use mcp::McpJson;
+
 /// The version reported by `/health` and the OpenAPI document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -60,13 +62,26 @@ pub fn openapi_json(flow: TaskFlow) -> String {
     openapi(flow).spec()
 }
 
-/// The whole HTTP app: the API, `/openapi.json`, Swagger UI at `/docs`, CORS, the body limit,
-/// request logs, and the error mapping that gives every error the same body shape.
+/// The whole HTTP app: the API, `/openapi.json`, Swagger UI at `/docs`, the MCP tools at `/mcp`,
+/// CORS, the body limit, request logs, and the error mapping that gives every error the same body
+/// shape. `/mcp` accepts the `Host` names of a loopback server (see [`serve`] for others).
 pub fn app(
     flow: TaskFlow,
     verifier: Arc<dyn Verifier>,
     allowed_origins: &[String],
 ) -> BoxEndpoint<'static> {
+    let loopback = std::net::Ipv4Addr::LOCALHOST.into();
+    app_on(loopback, flow, verifier, allowed_origins)
+}
+
+/// [`app`] for a server listening on `host`, which decides the `Host` names `/mcp` accepts.
+fn app_on(
+    host: std::net::IpAddr,
+    flow: TaskFlow,
+    verifier: Arc<dyn Verifier>,
+    allowed_origins: &[String],
+) -> BoxEndpoint<'static> {
+    let mcp = mcp::endpoint(flow.clone(), host);
     let api = openapi(flow);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
@@ -82,6 +97,7 @@ pub fn app(
     Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .at("/mcp", mcp)
         .nest("/", api)
         .with(BodyLimit)
         .catch_all_error(|err| async move { to_response(err) })
@@ -149,7 +165,12 @@ pub async fn serve(config: Config, store: DynStore) -> Result<(), ServeError> {
         flow.clone(),
         Duration::from_secs(config.server.lease_sweep_seconds),
     ));
-    let app = app(flow, verifier, &config.server.allowed_origins);
+    let app = app_on(
+        config.server.host,
+        flow,
+        verifier,
+        &config.server.allowed_origins,
+    );
     let result = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(SHUTDOWN_GRACE))
         .await;
@@ -181,6 +202,7 @@ fn print_banner(config: &Config, addr: SocketAddr, dev_token: Option<&str>) {
     println!("taskflow {VERSION} listening on {base}");
     println!("  Swagger UI:  {base}/docs");
     println!("  OpenAPI:     {base}/openapi.json");
+    println!("  MCP:         {base}/mcp (Streamable HTTP, same bearer token)");
     println!("  Database:    {}", redact(&config.database_url));
     match (&config.auth, dev_token) {
         (AuthConfig::Jwks { jwks_url, .. }, _) => println!("  Auth:        JWKS at {jwks_url}"),
@@ -247,6 +269,81 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// `/mcp`: the MCP tools of [`taskflow_mcp`], mounted in [`app`].
+mod mcp {
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    use poem::endpoint::TowerCompatExt;
+    use poem::http::{StatusCode, header};
+    use poem::{Endpoint, EndpointExt, IntoResponse, Response};
+    use poem_openapi::types::ToJSON;
+    use serde_json::Value;
+    use taskflow_auth::{Principal, Verifier};
+    use taskflow_core::TaskFlow;
+    use taskflow_core::model::{Actor, AuditEntry, DependencyView, Task};
+
+    use crate::auth::BearerAuth;
+    use crate::dto::{AuditDto, DependenciesDto, MeDto, TaskDto};
+    use crate::error::ApiError;
+
+    /// `/mcp`: the MCP tools ([`taskflow_mcp`]) over Streamable HTTP, behind the same bearer
+    /// check as `/api`, answering in the same JSON ([`McpJson`]).
+    pub(super) fn endpoint(flow: TaskFlow, host: IpAddr) -> impl Endpoint<Output = Response> {
+        let server = taskflow_mcp::TaskflowMcp::new(flow, Arc::new(McpJson));
+        let hosts = taskflow_mcp::http::allowed_hosts(host);
+        taskflow_mcp::http::service(server, hosts)
+            .compat()
+            .around(auth)
+    }
+
+    /// Verifies the bearer token as `/api` does (the same 401s) and hands the verified caller to
+    /// the MCP tools in the request's extensions.
+    async fn auth<E: Endpoint>(ep: Arc<E>, mut req: poem::Request) -> poem::Result<Response> {
+        let verifier = req.data::<Arc<dyn Verifier>>().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "No token verifier configured",
+            )
+        })?;
+        let authorization = req.header(header::AUTHORIZATION);
+        let principal = taskflow_auth::verify_authorization(verifier.as_ref(), authorization)
+            .await
+            .map_err(ApiError::from)?;
+        let identity = BearerAuth(principal.clone()).identity();
+        req.extensions_mut()
+            .insert(taskflow_mcp::Caller::new(identity, principal));
+        Ok(ep.call(req).await?.into_response())
+    }
+
+    /// The HTTP API's JSON for MCP tool results: the same DTOs and error messages as `/api`, so
+    /// an agent over MCP and a client over HTTP read the same shapes.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct McpJson;
+
+    impl taskflow_mcp::Render for McpJson {
+        fn task(&self, task: Task) -> Value {
+            TaskDto::from(task).to_json().unwrap_or_default()
+        }
+
+        fn audit(&self, entry: AuditEntry) -> Value {
+            AuditDto::from(entry).to_json().unwrap_or_default()
+        }
+
+        fn dependencies(&self, view: DependencyView) -> Value {
+            DependenciesDto::from(view).to_json().unwrap_or_default()
+        }
+
+        fn me(&self, principal: &Principal, actor: &Actor) -> Value {
+            MeDto::new(principal, actor).to_json().unwrap_or_default()
+        }
+
+        fn error(&self, error: taskflow_core::Error) -> String {
+            ApiError::from(error).message().to_owned()
+        }
     }
 }
 
