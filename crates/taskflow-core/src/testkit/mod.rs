@@ -45,6 +45,7 @@ use crate::model::{
 use crate::store::{DynStore, Store, TaskWrite, Written};
 
 pub mod flow_cases;
+pub mod idempotency_cases;
 pub mod queue_cases;
 pub mod store_cases;
 
@@ -119,6 +120,11 @@ macro_rules! store_conformance_tests {
             #[allow(unused_imports)]
             use super::*;
             $crate::__queue_cases!($crate::__conformance_test; queue_cases; $factory);
+        }
+        mod idempotency_cases {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__idempotency_cases!($crate::__conformance_test; idempotency_cases; $factory);
         }
     };
 }
@@ -210,6 +216,26 @@ macro_rules! __queue_cases {
     };
 }
 
+/// The idempotency cases, in one place. `$callback` receives `$args; case, case, ...`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __idempotency_cases {
+    ($callback:path; $($args:tt)*) => {
+        $callback!($($args)*;
+            a_replayed_create_returns_the_same_task_and_writes_once,
+            a_replayed_claim_returns_the_same_task_and_fence,
+            concurrent_requests_with_one_key_run_once,
+            a_key_reused_for_another_request_is_refused,
+            keys_belong_to_their_caller,
+            refusals_are_replayed_and_validation_errors_are_not,
+            every_kind_of_write_is_replayed,
+            the_outcome_is_stored_with_the_change,
+            a_reservation_whose_request_died_is_taken_over,
+            records_expire_and_are_purged,
+        );
+    };
+}
+
 /// A store wrapper for race cases: it counts lost compare-and-set writes, and can hold the
 /// first `n` reads of a task (or the first `n` updates) until all `n` have arrived, so that
 /// contenders really read the same version (or really write at the same time) however the
@@ -220,6 +246,7 @@ pub struct RaceStore {
     write_gate: Option<Gate>,
     stale: AtomicUsize,
     done: AtomicUsize,
+    fail_settle: bool,
 }
 
 struct Gate {
@@ -254,7 +281,15 @@ impl RaceStore {
             write_gate: None,
             stale: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
+            fail_settle: false,
         }
+    }
+
+    /// Fails every idempotency `settle` (the step after a request), as if the process died
+    /// right after its change committed: only what the change stored with itself remains.
+    pub fn fail_settle(mut self) -> Self {
+        self.fail_settle = true;
+        self
     }
 
     /// Holds the first `n` calls of `get_task`, each after its read, until all `n` have read.
@@ -357,6 +392,48 @@ impl Store for RaceStore {
 
     fn queue(&self) -> Option<&dyn crate::QueueStore> {
         self.inner.queue()
+    }
+
+    fn idempotency(&self) -> Option<&dyn crate::IdempotencyStore> {
+        self.inner
+            .idempotency()
+            .map(|_| self as &dyn crate::IdempotencyStore)
+    }
+}
+
+/// Delegates to the wrapped store's records, failing `settle` when asked to.
+#[async_trait]
+impl crate::IdempotencyStore for RaceStore {
+    async fn reserve(
+        &self,
+        r: &crate::idempotency::Reserve,
+    ) -> Result<crate::idempotency::Reservation> {
+        self.records()?.reserve(r).await
+    }
+
+    async fn settle(&self, record: &crate::idempotency::OutcomeRecord) -> Result<()> {
+        if self.fail_settle {
+            return Err(crate::Error::backend("settle failed on purpose"));
+        }
+        self.records()?.settle(record).await
+    }
+
+    async fn forget(&self, caller: &str, key: &str) -> Result<()> {
+        self.records()?.forget(caller, key).await
+    }
+
+    async fn purge_expired(&self, now: crate::model::Timestamp) -> Result<u64> {
+        self.records()?.purge_expired(now).await
+    }
+}
+
+impl RaceStore {
+    fn records(&self) -> Result<&dyn crate::IdempotencyStore> {
+        self.inner
+            .idempotency()
+            .ok_or_else(|| crate::Error::Unsupported {
+                operation: "idempotency keys".to_owned(),
+            })
     }
 }
 
