@@ -4,10 +4,10 @@
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
-use taskflow_core::TaskFlow;
 use taskflow_core::lifecycle::Action;
+use taskflow_core::{Command, Outcome, TaskFlow};
 use taskflow_core::model::{
-    AuditFilter, Expect, Paging, Precondition, Priority, ReadyFilter, Task, TaskFilter, TaskStatus,
+    AuditFilter, Paging, Precondition, Priority, ReadyFilter, Task, TaskFilter, TaskStatus,
 };
 
 use crate::auth::BearerAuth;
@@ -17,6 +17,7 @@ use crate::dto::{
     HealthDto, MeDto, PatchTaskDto, PutWorkerDto, TaskDto, Wire, WorkerDto, parent_or_none,
 };
 use crate::error::ApiError;
+use crate::idempotency::RequestFingerprint;
 
 #[derive(Tags)]
 enum Tag {
@@ -39,7 +40,14 @@ enum Tag {
 pub enum TaskResponse {
     /// The task after the call.
     #[oai(status = 200)]
-    Ok(Json<TaskDto>, #[oai(header = "ETag")] String),
+    Ok(
+        Json<TaskDto>,
+        #[oai(header = "ETag")] String,
+        /// `true` when this is the stored answer to an earlier request with the same
+        /// `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<String>,
+    ),
 }
 
 /// A created task.
@@ -47,7 +55,14 @@ pub enum TaskResponse {
 pub enum CreateTaskResponse {
     /// The new task.
     #[oai(status = 201)]
-    Created(Json<TaskDto>, #[oai(header = "ETag")] String),
+    Created(
+        Json<TaskDto>,
+        #[oai(header = "ETag")] String,
+        /// `true` when this is the stored answer to an earlier request with the same
+        /// `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<String>,
+    ),
 }
 
 /// A page of tasks.
@@ -63,7 +78,12 @@ pub enum TaskListResponse {
 pub enum DeleteTaskResponse {
     /// Deleted; its audit rows stay.
     #[oai(status = 204)]
-    NoContent,
+    NoContent(
+        /// `true` when this is the stored answer to an earlier request with the same
+        /// `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<String>,
+    ),
 }
 
 /// What claim-next took.
@@ -72,10 +92,22 @@ pub enum DeleteTaskResponse {
 pub enum ClaimResponse {
     /// The claimed task: `in_progress`, assigned to the caller, with a new fence and a lease.
     #[oai(status = 200)]
-    Claimed(Json<TaskDto>, #[oai(header = "ETag")] String),
+    Claimed(
+        Json<TaskDto>,
+        #[oai(header = "ETag")] String,
+        /// `true` when this is the stored answer to an earlier request with the same
+        /// `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<String>,
+    ),
     /// Nothing is ready for the caller.
     #[oai(status = 204)]
-    NothingReady,
+    NothingReady(
+        /// `true` when this is the stored answer to an earlier request with the same
+        /// `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<String>,
+    ),
 }
 
 /// A task's dependencies.
@@ -83,7 +115,13 @@ pub enum ClaimResponse {
 pub enum DependenciesResponse {
     /// What the task depends on, what depends on it, and what it still waits for.
     #[oai(status = 200)]
-    Ok(Json<DependenciesDto>),
+    Ok(
+        Json<DependenciesDto>,
+        /// `true` when this is the stored answer to an earlier request with the same
+        /// `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<String>,
+    ),
 }
 
 /// A removed dependency.
@@ -91,7 +129,12 @@ pub enum DependenciesResponse {
 pub enum DependencyRemovedResponse {
     /// The edge is gone.
     #[oai(status = 204)]
-    NoContent,
+    NoContent(
+        /// `true` when this is the stored answer to an earlier request with the same
+        /// `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<String>,
+    ),
 }
 
 /// A task's audit trail.
@@ -115,7 +158,13 @@ pub enum AuditListResponse {
 pub enum WorkerResponse {
     /// The worker.
     #[oai(status = 200)]
-    Ok(Json<WorkerDto>),
+    Ok(
+        Json<WorkerDto>,
+        /// `true` when this is the stored answer to an earlier request with the same
+        /// `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<String>,
+    ),
 }
 
 /// Every worker.
@@ -158,7 +207,46 @@ fn etag(task: &Task) -> String {
 
 fn task_ok(task: Task) -> TaskResponse {
     let tag = etag(&task);
-    TaskResponse::Ok(Json(task.into()), tag)
+    TaskResponse::Ok(Json(task.into()), tag, None)
+}
+
+/// What a write command answered, and whether it was the stored answer of an earlier request
+/// with the same `Idempotency-Key`.
+struct Ran {
+    outcome: Outcome,
+    replayed: bool,
+}
+
+impl Ran {
+    /// The `Idempotent-Replayed` header.
+    fn replayed(&self) -> Option<String> {
+        self.replayed.then(|| "true".to_owned())
+    }
+
+    /// The task the command answered.
+    fn task(self) -> Result<(Task, Option<String>)> {
+        let replayed = self.replayed();
+        match self.outcome {
+            Outcome::Task(task) => Ok((task, replayed)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The task answered, as a 200 with its ETag.
+    fn task_response(self) -> Result<TaskResponse> {
+        let (task, replayed) = self.task()?;
+        let tag = etag(&task);
+        Ok(TaskResponse::Ok(Json(task.into()), tag, replayed))
+    }
+}
+
+/// A command answered with an outcome of another kind: a bug, not the caller's doing.
+fn unexpected(outcome: &Outcome) -> ApiError {
+    tracing::error!(?outcome, "a command answered an unexpected outcome");
+    ApiError::new(
+        poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal server error",
+    )
 }
 
 /// The precondition an `If-Match` header states. No header, or `*`, is any existing task.
@@ -194,18 +282,47 @@ impl Api {
         Api { flow }
     }
 
+    /// Runs one write command as the caller, at most once per `Idempotency-Key`: every write
+    /// endpoint goes through here, and through core's one list of operations.
+    async fn run(
+        &self,
+        auth: &BearerAuth,
+        key: Option<String>,
+        fingerprint: &RequestFingerprint,
+        command: Command,
+    ) -> Result<Ran> {
+        let who = auth.identity();
+        let (value, replayed) = match fingerprint.idempotent(key)? {
+            None => (self.flow.execute(&who, command).await, false),
+            Some(idempotent) => {
+                let once = self.flow.execute_once(&who, &idempotent, command).await;
+                (once.value, once.replayed)
+            }
+        };
+        match value {
+            Ok(outcome) => Ok(Ran { outcome, replayed }),
+            Err(err) => Err(ApiError::from(err).replayed(replayed)),
+        }
+    }
+
     /// Every lifecycle endpoint: one action on one task, guarded by `If-Match` and `fence`.
     async fn act(
         &self,
         auth: &BearerAuth,
         id: i64,
-        if_match: Option<String>,
-        fence: Option<i64>,
+        (if_match, fence): (Option<String>, Option<i64>),
+        (key, fingerprint): (Option<String>, &RequestFingerprint),
         action: Action,
     ) -> Result<TaskResponse> {
-        let expect = Expect::from(precondition(if_match.as_deref())).with_fence(fence);
-        let task = self.flow.act(&auth.identity(), id, action, expect).await?;
-        Ok(task_ok(task))
+        let command = Command::Act {
+            id,
+            action,
+            precondition: precondition(if_match.as_deref()),
+            fence,
+        };
+        self.run(auth, key, fingerprint, command)
+            .await?
+            .task_response()
     }
 }
 
@@ -262,14 +379,22 @@ impl Api {
     async fn create_task(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         body: JsonBody<CreateTaskDto>,
     ) -> Result<CreateTaskResponse> {
-        let task = self
-            .flow
-            .create_task(&auth.identity(), body.0.into())
-            .await?;
+        let command = Command::CreateTask {
+            task: body.0.into(),
+        };
+        let (task, replayed) = self
+            .run(&auth, idempotency_key.0, &fingerprint, command)
+            .await?
+            .task()?;
         let tag = etag(&task);
-        Ok(CreateTaskResponse::Created(Json(task.into()), tag))
+        Ok(CreateTaskResponse::Created(Json(task.into()), tag, replayed))
     }
 
     /// List tasks
@@ -340,6 +465,11 @@ impl Api {
     async fn update_task(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
@@ -349,17 +479,15 @@ impl Api {
         fence: Query<Option<i64>>,
         body: JsonBody<PatchTaskDto>,
     ) -> Result<TaskResponse> {
-        let patch = body.0.try_into()?;
-        let task = self
-            .flow
-            .update_task(
-                &auth.identity(),
-                id.0,
-                &patch,
-                Expect::from(precondition(if_match.0.as_deref())).with_fence(fence.0),
-            )
-            .await?;
-        Ok(task_ok(task))
+        let command = Command::UpdateTask {
+            id: id.0,
+            patch: body.0.try_into()?,
+            precondition: precondition(if_match.0.as_deref()),
+            fence: fence.0,
+        };
+        self.run(&auth, idempotency_key.0, &fingerprint, command)
+            .await?
+            .task_response()
     }
 
     /// Delete a task (admin)
@@ -374,15 +502,24 @@ impl Api {
     async fn delete_task(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<DeleteTaskResponse> {
-        self.flow
-            .delete_task(&auth.identity(), id.0, precondition(if_match.0.as_deref()))
+        let command = Command::DeleteTask {
+            id: id.0,
+            precondition: precondition(if_match.0.as_deref()),
+        };
+        let ran = self
+            .run(&auth, idempotency_key.0, &fingerprint, command)
             .await?;
-        Ok(DeleteTaskResponse::NoContent)
+        Ok(DeleteTaskResponse::NoContent(ran.replayed()))
     }
 
     /// Start (claim) a task
@@ -398,6 +535,11 @@ impl Api {
     async fn start(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
@@ -412,7 +554,12 @@ impl Api {
         let action = Action::Start {
             lease_seconds: lease_seconds.0,
         };
-        self.act(&auth, id.0, if_match.0, fence.0, action).await
+        self.act(
+            &auth,
+            id.0,
+            (if_match.0, fence.0),
+            (idempotency_key.0, &fingerprint),
+            action).await
     }
 
     /// Report progress
@@ -427,6 +574,11 @@ impl Api {
     async fn progress(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// 0..=100.
         percent: Query<i32>,
@@ -443,7 +595,12 @@ impl Api {
             percent: percent.0,
             note: note.0,
         };
-        self.act(&auth, id.0, if_match.0, fence.0, action).await
+        self.act(
+            &auth,
+            id.0,
+            (if_match.0, fence.0),
+            (idempotency_key.0, &fingerprint),
+            action).await
     }
 
     /// Submit for review
@@ -458,6 +615,11 @@ impl Api {
     async fn review(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
@@ -466,7 +628,12 @@ impl Api {
         /// task has moved on to another holder.
         fence: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
-        self.act(&auth, id.0, if_match.0, fence.0, Action::SubmitForReview)
+        self.act(
+            &auth,
+            id.0,
+            (if_match.0, fence.0),
+            (idempotency_key.0, &fingerprint),
+            Action::SubmitForReview)
             .await
     }
 
@@ -482,6 +649,11 @@ impl Api {
     async fn request_changes(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
@@ -490,7 +662,12 @@ impl Api {
         /// task has moved on to another holder.
         fence: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
-        self.act(&auth, id.0, if_match.0, fence.0, Action::RequestChanges)
+        self.act(
+            &auth,
+            id.0,
+            (if_match.0, fence.0),
+            (idempotency_key.0, &fingerprint),
+            Action::RequestChanges)
             .await
     }
 
@@ -506,6 +683,11 @@ impl Api {
     async fn complete(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
@@ -514,7 +696,12 @@ impl Api {
         /// task has moved on to another holder.
         fence: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
-        self.act(&auth, id.0, if_match.0, fence.0, Action::Complete)
+        self.act(
+            &auth,
+            id.0,
+            (if_match.0, fence.0),
+            (idempotency_key.0, &fingerprint),
+            Action::Complete)
             .await
     }
 
@@ -530,6 +717,11 @@ impl Api {
     async fn block(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
@@ -542,7 +734,12 @@ impl Api {
         let action = Action::Block {
             reason: body.0.reason,
         };
-        self.act(&auth, id.0, if_match.0, fence.0, action).await
+        self.act(
+            &auth,
+            id.0,
+            (if_match.0, fence.0),
+            (idempotency_key.0, &fingerprint),
+            action).await
     }
 
     /// Unblock a task
@@ -557,6 +754,11 @@ impl Api {
     async fn unblock(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
@@ -565,7 +767,12 @@ impl Api {
         /// task has moved on to another holder.
         fence: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
-        self.act(&auth, id.0, if_match.0, fence.0, Action::Unblock)
+        self.act(
+            &auth,
+            id.0,
+            (if_match.0, fence.0),
+            (idempotency_key.0, &fingerprint),
+            Action::Unblock)
             .await
     }
 
@@ -582,6 +789,11 @@ impl Api {
     async fn release(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
         #[oai(name = "If-Match")]
@@ -590,7 +802,12 @@ impl Api {
         /// task has moved on to another holder.
         fence: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
-        self.act(&auth, id.0, if_match.0, fence.0, Action::Release)
+        self.act(
+            &auth,
+            id.0,
+            (if_match.0, fence.0),
+            (idempotency_key.0, &fingerprint),
+            Action::Release)
             .await
     }
 
@@ -608,6 +825,11 @@ impl Api {
     async fn heartbeat(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The fence the caller was given when it started the task; 409 `Lease lost` if the
         /// task has moved on to another holder.
@@ -615,16 +837,14 @@ impl Api {
         /// The new lease length, 10..=86400 seconds.
         lease_seconds: Query<Option<i64>>,
     ) -> Result<TaskResponse> {
-        let task = self
-            .flow
-            .heartbeat(
-                &auth.identity(),
-                id.0,
-                lease_seconds.0,
-                Expect::fence(fence.0),
-            )
-            .await?;
-        Ok(task_ok(task))
+        let command = Command::Heartbeat {
+            id: id.0,
+            lease_seconds: lease_seconds.0,
+            fence: fence.0,
+        };
+        self.run(&auth, idempotency_key.0, &fingerprint, command)
+            .await?
+            .task_response()
     }
 
     /// The ready queue
@@ -674,19 +894,29 @@ impl Api {
     async fn claim(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         body: OptionalJsonBody<ClaimDto>,
     ) -> Result<ClaimResponse> {
-        let claimed = self
-            .flow
-            .claim_next(&auth.identity(), body.0.project, body.0.lease_seconds)
+        let command = Command::ClaimNext {
+            project: body.0.project,
+            lease_seconds: body.0.lease_seconds,
+        };
+        let ran = self
+            .run(&auth, idempotency_key.0, &fingerprint, command)
             .await?;
-        Ok(match claimed {
-            Some(task) => {
+        let replayed = ran.replayed();
+        match ran.outcome {
+            Outcome::Claimed(Some(task)) => {
                 let tag = etag(&task);
-                ClaimResponse::Claimed(Json(task.into()), tag)
+                Ok(ClaimResponse::Claimed(Json(task.into()), tag, replayed))
             }
-            None => ClaimResponse::NothingReady,
-        })
+            Outcome::Claimed(None) => Ok(ClaimResponse::NothingReady(replayed)),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// A task's dependencies
@@ -701,7 +931,7 @@ impl Api {
     )]
     async fn dependencies(&self, auth: BearerAuth, id: Path<i64>) -> Result<DependenciesResponse> {
         let view = self.flow.dependencies(&auth.identity(), id.0).await?;
-        Ok(DependenciesResponse::Ok(Json(view.into())))
+        Ok(DependenciesResponse::Ok(Json(view.into()), None))
     }
 
     /// Add a dependency
@@ -718,22 +948,30 @@ impl Api {
     async fn add_dependency(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The fence the caller was given when it started the task; 409 `Lease lost` if the
         /// task has moved on to another holder.
         fence: Query<Option<i64>>,
         body: JsonBody<AddDependencyDto>,
     ) -> Result<DependenciesResponse> {
-        let view = self
-            .flow
-            .add_dependency(
-                &auth.identity(),
-                id.0,
-                body.0.depends_on,
-                Expect::fence(fence.0),
-            )
+        let command = Command::AddDependency {
+            id: id.0,
+            depends_on: body.0.depends_on,
+            fence: fence.0,
+        };
+        let ran = self
+            .run(&auth, idempotency_key.0, &fingerprint, command)
             .await?;
-        Ok(DependenciesResponse::Ok(Json(view.into())))
+        let replayed = ran.replayed();
+        match ran.outcome {
+            Outcome::Dependencies(view) => Ok(DependenciesResponse::Ok(Json(view.into()), replayed)),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Remove a dependency
@@ -749,6 +987,11 @@ impl Api {
     async fn remove_dependency(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task it depends on.
         dep: Path<i64>,
@@ -756,10 +999,15 @@ impl Api {
         /// task has moved on to another holder.
         fence: Query<Option<i64>>,
     ) -> Result<DependencyRemovedResponse> {
-        self.flow
-            .remove_dependency(&auth.identity(), id.0, dep.0, Expect::fence(fence.0))
+        let command = Command::RemoveDependency {
+            id: id.0,
+            depends_on: dep.0,
+            fence: fence.0,
+        };
+        let ran = self
+            .run(&auth, idempotency_key.0, &fingerprint, command)
             .await?;
-        Ok(DependencyRemovedResponse::NoContent)
+        Ok(DependencyRemovedResponse::NoContent(ran.replayed()))
     }
 
     /// A task's audit trail
@@ -855,7 +1103,7 @@ impl Api {
     )]
     async fn get_worker(&self, auth: BearerAuth, id: Path<String>) -> Result<WorkerResponse> {
         let worker = self.flow.get_worker(&auth.identity(), &id.0).await?;
-        Ok(WorkerResponse::Ok(Json(worker.into())))
+        Ok(WorkerResponse::Ok(Json(worker.into()), None))
     }
 
     /// Register a worker (admin)
@@ -871,14 +1119,27 @@ impl Api {
     async fn put_worker(
         &self,
         auth: BearerAuth,
+        /// Names this write: a retry with the same key and request gets the stored answer
+        /// (with `Idempotent-Replayed: true`) instead of running again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        fingerprint: RequestFingerprint,
         id: Path<String>,
         body: JsonBody<PutWorkerDto>,
     ) -> Result<WorkerResponse> {
-        let worker = self
-            .flow
-            .put_worker(&auth.identity(), &id.0, body.0.worker_type.0, body.0.name)
+        let command = Command::PutWorker {
+            id: id.0,
+            worker_type: body.0.worker_type.0,
+            name: body.0.name,
+        };
+        let ran = self
+            .run(&auth, idempotency_key.0, &fingerprint, command)
             .await?;
-        Ok(WorkerResponse::Ok(Json(worker.into())))
+        let replayed = ran.replayed();
+        match ran.outcome {
+            Outcome::Worker(worker) => Ok(WorkerResponse::Ok(Json(worker.into()), replayed)),
+            other => Err(unexpected(&other)),
+        }
     }
 }
 

@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub lease_seconds: i64,
     /// `LEASE_SWEEP_SECONDS` (default 5, at least 1): how often expired leases are reclaimed.
     pub lease_sweep_seconds: u64,
+    /// `IDEMPOTENCY_TTL_SECONDS` (default 86400, at least 1): how long the answer to a request
+    /// with an `Idempotency-Key` is kept for replays.
+    pub idempotency_ttl_seconds: u64,
 }
 
 /// Everything the ready-made server reads from its environment.
@@ -112,6 +115,15 @@ impl ServerConfig {
                 )
             })?,
         };
+        let idempotency_ttl_seconds = match get("IDEMPOTENCY_TTL_SECONDS") {
+            None => 86_400,
+            Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                EnvError::new(
+                    "IDEMPOTENCY_TTL_SECONDS",
+                    format!("must be a whole number of seconds, at least 1, got '{v}'"),
+                )
+            })?,
+        };
         Ok(ServerConfig {
             allowed_origins,
             host,
@@ -119,6 +131,7 @@ impl ServerConfig {
             log_level,
             lease_seconds,
             lease_sweep_seconds,
+            idempotency_ttl_seconds,
         })
     }
 }
@@ -182,6 +195,7 @@ mod tests {
         assert_eq!(c.server.log_level, "info");
         assert_eq!(c.server.lease_seconds, 1800);
         assert_eq!(c.server.lease_sweep_seconds, 5);
+        assert_eq!(c.server.idempotency_ttl_seconds, 86_400);
     }
 
     #[test]
@@ -197,6 +211,7 @@ mod tests {
             (vec![("LEASE_SECONDS", "5")], "LEASE_SECONDS"),
             (vec![("LEASE_SECONDS", "soon")], "LEASE_SECONDS"),
             (vec![("LEASE_SWEEP_SECONDS", "0")], "LEASE_SWEEP_SECONDS"),
+            (vec![("IDEMPOTENCY_TTL_SECONDS", "-1")], "IDEMPOTENCY_TTL_SECONDS"),
         ] {
             let err = config(&vars).unwrap_err();
             assert_eq!(err.var, var, "{err}");

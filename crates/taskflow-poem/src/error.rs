@@ -33,6 +33,7 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     challenge: Option<&'static str>,
+    replayed: bool,
 }
 
 impl ApiError {
@@ -42,7 +43,15 @@ impl ApiError {
             status,
             message: message.into(),
             challenge: None,
+            replayed: false,
         }
+    }
+
+    /// This error, marked as the stored answer of an earlier request with the same
+    /// `Idempotency-Key` when `replayed` (the answer carries `Idempotent-Replayed: true`).
+    pub fn replayed(mut self, replayed: bool) -> Self {
+        self.replayed = replayed;
+        self
     }
 
     /// 422 about `field`.
@@ -96,6 +105,12 @@ impl ResponseError for ApiError {
                 HeaderValue::from_static(challenge),
             );
         }
+        if self.replayed {
+            resp.headers_mut().insert(
+                crate::idempotency::REPLAYED_HEADER,
+                HeaderValue::from_static("true"),
+            );
+        }
         resp
     }
 }
@@ -120,7 +135,8 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (404, "No such task, worker or route"),
     (
         409,
-        "The task has subtasks or dependents, or the caller's lease was lost (`fence`)",
+        "The task has subtasks or dependents, the caller's lease was lost (`fence`), or a \
+         request with this `Idempotency-Key` is still running",
     ),
     (412, "`If-Match` does not match the task's version"),
     (413, "The request body is over 64 KiB"),
@@ -170,7 +186,10 @@ impl From<taskflow_core::Error> for ApiError {
             | E::NoLease => StatusCode::BAD_REQUEST,
             E::Forbidden { .. } => StatusCode::FORBIDDEN,
             E::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
-            E::HasSubtasks | E::HasDependents | E::LeaseLost { .. } => StatusCode::CONFLICT,
+            E::HasSubtasks
+            | E::HasDependents
+            | E::LeaseLost { .. }
+            | E::IdempotencyInProgress => StatusCode::CONFLICT,
             E::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             E::Unavailable(_) => {
                 tracing::error!(error = %err, "database unavailable");
@@ -224,6 +243,10 @@ fn api_error(err: poem::Error) -> ApiError {
         return ApiError::not_authenticated();
     }
     if let Some(e) = err.downcast_ref::<ParseParamError>() {
+        if e.name == crate::idempotency::KEY_HEADER {
+            // Not even text (a byte outside visible ASCII): the key's one message.
+            return ApiError::unprocessable(e.name, "must be 1 to 255 visible ASCII characters");
+        }
         return ApiError::unprocessable(e.name, param_reason(&e.reason));
     }
     if let Some(e) = err.downcast_ref::<ParsePathError>() {

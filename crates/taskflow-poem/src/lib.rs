@@ -49,6 +49,7 @@ pub mod body;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod idempotency;
 mod server;
 mod wire;
 

@@ -14,6 +14,7 @@ use taskflow_core::{DynStore, TaskFlow};
 
 use crate::api::Api;
 use crate::body::BodyLimit;
+use crate::idempotency::Fingerprints;
 use crate::config::{AuthConfig, Config, EnvError, ServerConfig};
 use crate::error::to_response;
 
@@ -88,8 +89,8 @@ fn app_on(
     let cors = Cors::new()
         .allow_origins(allowed_origins.iter().map(String::as_str))
         .allow_methods(["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"])
-        .allow_headers(["authorization", "content-type", "if-match"])
-        .expose_headers(["ETag", "X-Total-Count"])
+        .allow_headers(["authorization", "content-type", "if-match", "idempotency-key"])
+        .expose_headers(["ETag", "X-Total-Count", "Idempotent-Replayed"])
         // Browser front-ends send cookies (Better Auth sessions) with their calls, as the seed
         // allows; a credentialed request needs this, and an explicit origin list (never `*`).
         .allow_credentials(true)
@@ -99,6 +100,7 @@ fn app_on(
         .nest("/docs", docs)
         .at("/mcp", mcp)
         .nest("/", api)
+        .with(Fingerprints)
         .with(BodyLimit)
         .catch_all_error(|err| async move { to_response(err) })
         .with(cors)
@@ -160,11 +162,14 @@ pub async fn serve(config: Config, store: DynStore) -> Result<(), ServeError> {
         .unwrap_or(addr);
     print_banner(&config, local, dev_token.as_deref());
 
-    let flow = TaskFlow::new(store.clone()).with_default_lease(config.server.lease_seconds)?;
+    let flow = TaskFlow::new(store.clone())
+        .with_default_lease(config.server.lease_seconds)?
+        .with_idempotency_ttl(Duration::from_secs(config.server.idempotency_ttl_seconds));
     let sweeper = tokio::spawn(sweep_leases(
         flow.clone(),
         Duration::from_secs(config.server.lease_sweep_seconds),
     ));
+    let purger = tokio::spawn(purge_idempotency_records(flow.clone(), PURGE_EVERY));
     let app = app_on(
         config.server.host,
         flow,
@@ -175,6 +180,7 @@ pub async fn serve(config: Config, store: DynStore) -> Result<(), ServeError> {
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(SHUTDOWN_GRACE))
         .await;
     sweeper.abort();
+    purger.abort();
     tracing::info!("shutting down: closing the store");
     store.close().await?;
     result.map_err(|source| ServeError::Io { addr, source })
@@ -193,6 +199,23 @@ async fn sweep_leases(flow: TaskFlow, every: Duration) {
             // A store without the work queue has no leases to sweep.
             Err(taskflow_core::Error::Unsupported { .. }) => return,
             Err(err) => tracing::warn!(error = %err, "lease sweep failed; retrying"),
+        }
+    }
+}
+
+/// How often expired idempotency records are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Deletes expired idempotency records every `every`, for as long as the server runs.
+async fn purge_idempotency_records(flow: TaskFlow, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match flow.purge_idempotency_records().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired idempotency records purged"),
+            Err(err) => tracing::warn!(error = %err, "purging idempotency records failed"),
         }
     }
 }
