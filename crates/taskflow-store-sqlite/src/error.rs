@@ -55,6 +55,11 @@ pub(crate) enum SqliteError {
     #[error("the SQLite store is closed")]
     Closed,
 
+    /// An error of taskflow's own inside a write (an idempotency outcome that could not be
+    /// rendered): the write is rolled back, and the error is passed on unchanged.
+    #[error(transparent)]
+    Core(taskflow_core::Error),
+
     #[error("SQLite worker thread failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 
@@ -82,6 +87,9 @@ impl SqliteError {
 
 impl From<SqliteError> for taskflow_core::Error {
     fn from(err: SqliteError) -> Self {
+        if let SqliteError::Core(err) = err {
+            return err;
+        }
         let unavailable = match &err {
             // Another process held the database lock for longer than the busy timeout.
             SqliteError::Sqlite(e) => matches!(

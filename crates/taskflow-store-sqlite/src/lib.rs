@@ -15,9 +15,15 @@
 //!     depends_on)` table whose `task_id` cascades on delete (a deleted task drops the edges it
 //!     holds) and whose `depends_on` does not (the store refuses to delete a task others depend
 //!     on; the foreign key is the safety net); indexes for dependents, expiring leases and the
-//!     ready queue. A 0.1.0 database upgrades in place on first open, keeping every row and
-//!     id (the tests upgrade a real 0.1.0 file, `tests/fixtures/0.1.0/` at the repository
-//!     root).
+//!     ready queue.
+//!   - `0003_idempotency.sql` (schema 3): an `idempotency_records (caller, key, fingerprint,
+//!     outcome, created_at, expires_at)` table keyed by `(caller, key)` (`STRICT, WITHOUT
+//!     ROWID`; `outcome` is NULL while the request runs), and an index on `expires_at` for the
+//!     purge. Nothing existing changes.
+//!
+//!   A 0.1.0 database upgrades in place on first open (1 → 3 in one transaction), keeping
+//!   every row and id (the tests upgrade a real 0.1.0 file, `tests/fixtures/0.1.0/` at the
+//!   repository root).
 //! - **Settings**: WAL journal, `synchronous=NORMAL`, a busy timeout, foreign keys on, and
 //!   `BEGIN IMMEDIATE` for every write, so a read-then-write never deadlocks on lock upgrade.
 //! - **Concurrency**: one writer connection and a small pool of read-only connections. Under WAL,
@@ -67,6 +73,27 @@
 //!   - `expired_leases` reads the tasks whose `lease_expires_at` (RFC 3339 text in UTC with
 //!     microseconds, so text order is time order) is at or before the given time, oldest expiry
 //!     first; the lifecycle only ever holds a lease on an `in_progress` task.
+//! - **Idempotency records** ([`IdempotencyStore`], through [`Store::idempotency`]): one row per
+//!   (caller, key) in `idempotency_records`, timestamps as RFC 3339 text with microseconds like
+//!   everywhere here (text order is time order).
+//!   - **A change writes its record in its own transaction.** Every write that inserts an audit
+//!     row (`insert_task`, `update_task`, `delete_task`, `write_dependency`, `claim_next`) goes
+//!     through one helper that, when the row carries an
+//!     [`outcome`](taskflow_core::model::AuditDraft::outcome), upserts it as the record of its
+//!     (caller, key) in the same `BEGIN IMMEDIATE` transaction, rendered against the task as
+//!     the write left it (the new task with its id; the row as updated, read back with
+//!     `RETURNING`; the claimed task; nothing for a delete). A commit therefore never leaves a
+//!     change without its record or a record without its change, and an outcome that cannot be
+//!     rendered rolls the change back.
+//!   - `reserve` is one `BEGIN IMMEDIATE` transaction: no row, or one whose `expires_at` is not
+//!     after now, is replaced by a fresh reservation (`Reserved`); a live row with another
+//!     fingerprint is a `Mismatch`; one with an outcome is a `Replay` of it; one without, made
+//!     at or after the stale limit, is `InProgress`; an older one is taken over (its
+//!     `created_at` reset to now: `Reserved`). The single writer holds from the read to the
+//!     commit, so of concurrent reservations of one key exactly one wins.
+//!   - `settle` upserts the finished outcome; `forget` drops a reservation (a row without an
+//!     outcome: an outcome a change already stored stays, so a retry never runs the change
+//!     again); `purge_expired` deletes the rows with `expires_at` at or before the given time.
 //! - **Errors**: a closed store, or a database lock held by another process past the busy
 //!   timeout, is [`taskflow_core::Error::Unavailable`]; anything else that fails is
 //!   [`taskflow_core::Error::Backend`].
@@ -98,13 +125,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
+use taskflow_core::idempotency::{OutcomeRecord, Reservation, Reserve};
 use taskflow_core::lifecycle::ReadyRule;
 use taskflow_core::model::{
     AuditDraft, AuditEntry, AuditFilter, Page, ReadyFilter, Task, TaskDraft, TaskFilter, Timestamp,
     Worker,
 };
 use taskflow_core::{
-    Claim, Dependencies, DependencyWrite, LeaseWrite, QueueStore, Result, Store, TaskWrite, Written,
+    Claim, Dependencies, DependencyWrite, IdempotencyStore, LeaseWrite, QueueStore, Result, Store,
+    TaskWrite, Written,
 };
 
 use crate::error::SqliteError;
@@ -113,6 +142,7 @@ use crate::error::SqliteError;
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0001_initial.sql")),
     M::up(include_str!("../migrations/0002_work_queue.sql")),
+    M::up(include_str!("../migrations/0003_idempotency.sql")),
 ];
 
 /// How a [`SqliteStore`] opens its database.
@@ -421,6 +451,36 @@ impl Store for SqliteStore {
 
     fn queue(&self) -> Option<&dyn QueueStore> {
         Some(self)
+    }
+
+    fn idempotency(&self) -> Option<&dyn IdempotencyStore> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn reserve(&self, r: &Reserve) -> Result<Reservation> {
+        let r = r.clone();
+        self.write(move |c| Ok(sql::reserve(c, &r)?)).await
+    }
+
+    async fn settle(&self, record: &OutcomeRecord) -> Result<()> {
+        // A settled request changed nothing: its outcome is ready, with no task to render.
+        let outcome = record.render(None)?;
+        let record = record.clone();
+        self.write(move |c| Ok(sql::settle(c, &record, &outcome)?))
+            .await
+    }
+
+    async fn forget(&self, caller: &str, key: &str) -> Result<()> {
+        let (caller, key) = (caller.to_owned(), key.to_owned());
+        self.write(move |c| Ok(sql::forget(c, &caller, &key)?))
+            .await
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64> {
+        self.write(move |c| Ok(sql::purge_expired(c, &now)?)).await
     }
 }
 

@@ -7,6 +7,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{
     Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params, params_from_iter,
 };
+use taskflow_core::idempotency::{OutcomeRecord, Reservation, Reserve};
 use taskflow_core::lifecycle::ReadyRule;
 use taskflow_core::model::{
     AuditDraft, AuditEntry, AuditFilter, Page, ReadyFilter, Task, TaskDraft, TaskFilter, Timestamp,
@@ -227,7 +228,21 @@ pub(crate) fn task_audit(conn: &Connection, task_id: i64) -> Result<Vec<AuditEnt
     collect(conn, &sql, [task_id], audit_from_row)
 }
 
-fn insert_audit(tx: &Transaction<'_>, task_id: i64, a: &AuditDraft) -> Result<()> {
+/// Writes the audit row of a change and, if it carries one ([`AuditDraft::outcome`]), the
+/// idempotency record of the request behind the change, in the change's own transaction: a
+/// change is never committed without its record, nor a record without its change. The outcome
+/// is rendered against `written`, the task as the change wrote it (`None` for a delete); an
+/// outcome that cannot be rendered fails the write, which then rolls back.
+fn insert_audit(
+    tx: &Transaction<'_>,
+    task_id: i64,
+    a: &AuditDraft,
+    written: Option<&Task>,
+) -> Result<()> {
+    if let Some(record) = &a.outcome {
+        let outcome = record.render(written).map_err(SqliteError::Core)?;
+        store_record(tx, record, &outcome)?;
+    }
     let context = a.context.as_ref().map(|c| c.to_string());
     tx.prepare_cached(
         "INSERT INTO audit_log (task_id, project_slug, actor_id, actor_type, action, context, timestamp) \
@@ -286,9 +301,10 @@ pub(crate) fn insert_task(
             t.fence,
         ])?;
         let id = tx.last_insert_rowid();
-        insert_audit(&tx, id, audit)?;
+        let stored = t.clone().into_task(id);
+        insert_audit(&tx, id, audit, Some(&stored))?;
         tx.commit()?;
-        Ok(t.clone().into_task(id))
+        Ok(stored)
     };
     // On an error the transaction was dropped, which rolled it back: nothing was written.
     run(conn).map_or_else(
@@ -347,16 +363,19 @@ fn is_at(tx: &Transaction<'_>, id: i64, version: i64, lease: Option<&Timestamp>)
 }
 
 /// Compare-and-set of one task row: replaces every field but `created_at` (and the id) with
-/// `t`'s if the row is at `expected_version`. Returns whether a row was replaced.
-fn replace_task(tx: &Transaction<'_>, t: &Task, expected_version: i64) -> Result<bool> {
-    let changed = tx
-        .prepare_cached(
-            "UPDATE tasks SET title = ?1, description = ?2, status = ?3, priority = ?4, \
-             progress_percent = ?5, assigned_to = ?6, project_slug = ?7, parent_id = ?8, \
-             updated_at = ?9, version = ?10, fence = ?11, lease_expires_at = ?12, \
-             lease_seconds = ?13 WHERE id = ?14 AND version = ?15",
-        )?
-        .execute(params![
+/// `t`'s if the row is at `expected_version`. Returns the row as written (with its stored
+/// `created_at`), or `None` if no row was replaced.
+fn replace_task(tx: &Transaction<'_>, t: &Task, expected_version: i64) -> Result<Option<Task>> {
+    let sql = format!(
+        "UPDATE tasks SET title = ?1, description = ?2, status = ?3, priority = ?4, \
+         progress_percent = ?5, assigned_to = ?6, project_slug = ?7, parent_id = ?8, \
+         updated_at = ?9, version = ?10, fence = ?11, lease_expires_at = ?12, \
+         lease_seconds = ?13 WHERE id = ?14 AND version = ?15 RETURNING {TASK_COLUMNS}"
+    );
+    let written = collect(
+        tx,
+        &sql,
+        params![
             t.title,
             t.description,
             t.status.as_str(),
@@ -372,8 +391,10 @@ fn replace_task(tx: &Transaction<'_>, t: &Task, expected_version: i64) -> Result
             t.lease_seconds,
             t.id,
             expected_version,
-        ])?;
-    Ok(changed > 0)
+        ],
+        task_from_row,
+    )?;
+    Ok(written.into_iter().next())
 }
 
 pub(crate) fn update_task(conn: &mut Connection, write: &TaskWrite) -> Result<Written<()>> {
@@ -393,11 +414,11 @@ pub(crate) fn update_task(conn: &mut Connection, write: &TaskWrite) -> Result<Wr
         if let Some(conflict) = broken_invariant(&tx, &write.invariants)? {
             return Ok(Written::Refused(conflict));
         }
-        if !replace_task(&tx, t, write.expected_version)? {
+        let Some(written) = replace_task(&tx, t, write.expected_version)? else {
             // Cannot happen under the write lock; still, never write an audit row for nothing.
             return Ok(Written::Stale);
-        }
-        insert_audit(&tx, t.id, &write.audit)?;
+        };
+        insert_audit(&tx, t.id, &write.audit, Some(&written))?;
         tx.commit()?;
         Ok(Written::Done(()))
     };
@@ -434,7 +455,7 @@ pub(crate) fn delete_task(
         // Cannot happen under the write lock; still, never write an audit row for nothing.
         return Ok(Written::Stale);
     }
-    insert_audit(&tx, id, audit)?;
+    insert_audit(&tx, id, audit, None)?;
     tx.commit()?;
     Ok(Written::Done(()))
 }
@@ -660,11 +681,11 @@ pub(crate) fn write_dependency(
             }
         }
     }
-    if !replace_task(&tx, &write.task, write.expected_version)? {
+    let Some(written) = replace_task(&tx, &write.task, write.expected_version)? else {
         // Cannot happen under the write lock; still, never write an audit row for nothing.
         return Ok(Written::Stale);
-    }
-    insert_audit(&tx, id, &write.audit)?;
+    };
+    insert_audit(&tx, id, &write.audit, Some(&written))?;
     tx.commit()?;
     Ok(Written::Done(()))
 }
@@ -718,14 +739,20 @@ pub(crate) fn claim_next(
     // A refusal drops the transaction, which rolls it back: nothing was written.
     let transition = (claim.decide)(&picked)?;
     let next = &transition.task;
-    if next.id != picked.id || !replace_task(&tx, next, picked.version)? {
+    let written = if next.id == picked.id {
+        replace_task(&tx, next, picked.version)?
+    } else {
+        None
+    };
+    let Some(written) = written else {
         // Cannot happen under the write lock (and a decision about another task is a bug):
         // fail rather than report a claim that was not written.
         return Err(SqliteError::ClaimNotWritten { id: picked.id }.into());
-    }
-    insert_audit(&tx, picked.id, &transition.audit)?;
+    };
+    // The claimed task as written is both the answer and the outcome stored with it.
+    insert_audit(&tx, picked.id, &transition.audit, Some(&written))?;
     tx.commit().map_err(SqliteError::from)?;
-    Ok(Some(transition.task))
+    Ok(Some(written))
 }
 
 pub(crate) fn extend_lease(conn: &mut Connection, write: &LeaseWrite) -> Result<Written<()>> {
@@ -762,4 +789,106 @@ pub(crate) fn expired_leases(conn: &Connection, now: &Timestamp, limit: u32) -> 
         params![ts(now), i64::from(limit)],
         task_from_row,
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency records
+
+/// Writes the finished outcome of `record`'s request, replacing its reservation (or a record
+/// already there): the fingerprint, the outcome, `created_at` now, and the record's expiry.
+const STORE_RECORD: &str = "INSERT INTO idempotency_records \
+     (caller, key, fingerprint, outcome, created_at, expires_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+     ON CONFLICT (caller, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+     outcome = excluded.outcome, created_at = excluded.created_at, \
+     expires_at = excluded.expires_at";
+
+/// Stores `outcome` as the record of (`record.caller`, `record.key`), inside the caller's
+/// transaction.
+fn store_record(conn: &Connection, record: &OutcomeRecord, outcome: &str) -> Result<()> {
+    conn.prepare_cached(STORE_RECORD)?.execute(params![
+        record.caller,
+        record.key,
+        record.fingerprint,
+        outcome,
+        ts(&taskflow_core::model::now()),
+        ts(&record.expires_at),
+    ])?;
+    Ok(())
+}
+
+/// Reserves `r.key` for `r.caller` in one `BEGIN IMMEDIATE` transaction, or reports what holds
+/// it. SQLite's single write lock is held from the read to the commit, so of concurrent
+/// reservations of one key exactly one finds it free.
+pub(crate) fn reserve(conn: &mut Connection, r: &Reserve) -> Result<Reservation> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: Option<(String, Option<String>, String, String)> = tx
+        .prepare_cached(
+            "SELECT fingerprint, outcome, created_at, expires_at FROM idempotency_records \
+             WHERE caller = ?1 AND key = ?2",
+        )?
+        .query_row([&r.caller, &r.key], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    if let Some((fingerprint, outcome, created_at, expires_at)) = found {
+        // A record past its expiry counts as absent: it is replaced below.
+        if parse_ts("expires_at", &expires_at)? > r.now {
+            if fingerprint != r.fingerprint {
+                return Ok(Reservation::Mismatch);
+            }
+            if let Some(outcome) = outcome {
+                return Ok(Reservation::Replay(outcome));
+            }
+            if parse_ts("created_at", &created_at)? >= r.stale_before {
+                return Ok(Reservation::InProgress);
+            }
+            // A reservation whose request died (no outcome within the timeout): taken over.
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO idempotency_records \
+         (caller, key, fingerprint, outcome, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, NULL, ?4, ?5) \
+         ON CONFLICT (caller, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+         outcome = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at",
+    )?
+    .execute(params![
+        r.caller,
+        r.key,
+        r.fingerprint,
+        ts(&r.now),
+        ts(&r.expires_at),
+    ])?;
+    tx.commit()?;
+    Ok(Reservation::Reserved)
+}
+
+/// Stores the rendered outcome of a request that changed nothing, replacing its reservation.
+pub(crate) fn settle(conn: &mut Connection, record: &OutcomeRecord, outcome: &str) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    store_record(&tx, record, outcome)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Drops the reservation of (`caller`, `key`) so that a retry runs again. Only a reservation
+/// (a record without an outcome) is dropped: an outcome already stored, which a change wrote
+/// with itself, stays, or a retry would run the change a second time.
+pub(crate) fn forget(conn: &mut Connection, caller: &str, key: &str) -> Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM idempotency_records \
+         WHERE caller = ?1 AND key = ?2 AND outcome IS NULL",
+    )?
+    .execute([caller, key])?;
+    Ok(())
+}
+
+/// Deletes the records that expired at `now` (`expires_at <= now`, text order being time
+/// order); returns how many.
+pub(crate) fn purge_expired(conn: &mut Connection, now: &Timestamp) -> Result<u64> {
+    let purged = conn
+        .prepare_cached("DELETE FROM idempotency_records WHERE expires_at <= ?1")?
+        .execute([ts(now)])?;
+    Ok(u64::try_from(purged).unwrap_or(u64::MAX))
 }

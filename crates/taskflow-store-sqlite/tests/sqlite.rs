@@ -1,11 +1,13 @@
-//! Behaviour specific to the SQLite store: files, reopening, schema versions and settings, and
-//! the work queue across two stores on one file.
+//! Behaviour specific to the SQLite store: files, reopening, schema versions and settings, the
+//! work queue across two stores on one file, and idempotency records (a change and its record
+//! in one transaction; reservations across two stores on one file).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
+use taskflow_core::idempotency::{OutcomeRecord, Rendered, Reservation, Reserve};
 use taskflow_core::model::{
     ActorType, AuditAction, AuditDraft, AuditFilter, Identity, NewTask, Priority, TaskDraft,
     TaskFilter, TaskStatus, WorkerType, now,
@@ -105,12 +107,13 @@ async fn reopening_keeps_schema_version_and_applies_no_migration_twice() {
     let tables: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
-             AND name IN ('tasks', 'audit_log', 'workers', 'task_dependencies')",
+             AND name IN ('tasks', 'audit_log', 'workers', 'task_dependencies', \
+             'idempotency_records')",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(tables, 4);
+    assert_eq!(tables, 5);
 }
 
 #[tokio::test]
@@ -524,5 +527,230 @@ async fn two_stores_on_one_file_never_hand_out_a_task_twice() {
             (t.status, t.fence, t.version),
             (TaskStatus::InProgress, 1, 2)
         );
+    }
+}
+
+fn record(key: &str, outcome: Rendered) -> OutcomeRecord {
+    OutcomeRecord {
+        caller: "root".to_owned(),
+        key: key.to_owned(),
+        fingerprint: "fp".to_owned(),
+        expires_at: now() + chrono::Duration::hours(1),
+        outcome,
+    }
+}
+
+fn reserve(key: &str) -> Reserve {
+    let at = now();
+    Reserve {
+        caller: "root".to_owned(),
+        key: key.to_owned(),
+        fingerprint: "fp".to_owned(),
+        now: at,
+        stale_before: at - chrono::Duration::minutes(1),
+        expires_at: at + chrono::Duration::hours(1),
+    }
+}
+
+/// The idempotency records in the file at `path`.
+fn records_in(path: &std::path::Path) -> rusqlite::Result<i64> {
+    Connection::open(path)?.query_row("SELECT COUNT(*) FROM idempotency_records", [], |r| r.get(0))
+}
+
+/// The record rides on the change's transaction: an outcome that cannot be rendered (here a
+/// task's outcome on a delete, which writes no task) fails the write, and nothing of it stays:
+/// not the delete, not its audit row, not the record.
+#[tokio::test]
+async fn an_outcome_that_cannot_be_rendered_rolls_the_change_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let Written::Done(task) = store
+        .insert_task(&draft("keep me"), &row(AuditAction::Created))
+        .await
+        .unwrap()
+    else {
+        panic!("inserted")
+    };
+    let mut audit = row(AuditAction::Deleted);
+    audit.outcome = Some(record("del", Rendered::Task));
+    let err = store.delete_task(task.id, 1, &audit).await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    assert!(store.get_task(task.id).await.unwrap().is_some());
+    assert_eq!(store.task_audit(task.id).await.unwrap().len(), 1);
+    assert_eq!(records_in(&path).unwrap(), 0);
+}
+
+/// A change stores its outcome, rendered from the task as written, in its own transaction;
+/// `forget` then drops nothing (only a reservation without an outcome is dropped), so a retry
+/// is a replay rather than a second run. A reservation without an outcome is dropped.
+#[tokio::test]
+async fn a_stored_outcome_is_replayed_and_survives_forget() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    let records = store.idempotency().unwrap();
+    assert_eq!(
+        records.reserve(&reserve("create")).await.unwrap(),
+        Reservation::Reserved
+    );
+    let mut audit = row(AuditAction::Created);
+    audit.outcome = Some(record("create", Rendered::Task));
+    let Written::Done(task) = store.insert_task(&draft("once"), &audit).await.unwrap() else {
+        panic!("inserted")
+    };
+    records.forget("root", "create").await.unwrap();
+    let Reservation::Replay(stored) = records.reserve(&reserve("create")).await.unwrap() else {
+        panic!("a replay")
+    };
+    let replayed = taskflow_core::idempotency::decode(&stored)
+        .unwrap()
+        .unwrap();
+    assert_eq!(replayed, taskflow_core::Outcome::Task(task));
+
+    assert_eq!(
+        records.reserve(&reserve("dropped")).await.unwrap(),
+        Reservation::Reserved
+    );
+    assert_eq!(
+        records.reserve(&reserve("dropped")).await.unwrap(),
+        Reservation::InProgress
+    );
+    records.forget("root", "dropped").await.unwrap();
+    assert_eq!(
+        records.reserve(&reserve("dropped")).await.unwrap(),
+        Reservation::Reserved
+    );
+}
+
+/// Two stores on one file stand for two processes: a key reserved through one is held against
+/// the other, its outcome settled through one is replayed through the other, and the purge
+/// deletes exactly the records whose expiry is at or before the given time.
+#[tokio::test]
+async fn reservations_hold_across_two_stores_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let one = SqliteStore::open(&path).await.unwrap();
+    let two = SqliteStore::open(&path).await.unwrap();
+    let (a, b) = (one.idempotency().unwrap(), two.idempotency().unwrap());
+    let first = reserve("k");
+    assert_eq!(a.reserve(&first).await.unwrap(), Reservation::Reserved);
+    assert_eq!(
+        b.reserve(&reserve("k")).await.unwrap(),
+        Reservation::InProgress
+    );
+    let other = Reserve {
+        fingerprint: "other".to_owned(),
+        ..reserve("k")
+    };
+    assert_eq!(b.reserve(&other).await.unwrap(), Reservation::Mismatch);
+    a.settle(&record("k", Rendered::Ready("\"done\"".to_owned())))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.reserve(&reserve("k")).await.unwrap(),
+        Reservation::Replay("\"done\"".to_owned())
+    );
+    let stored: String = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT expires_at FROM idempotency_records", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let expires_at = chrono::DateTime::parse_from_rfc3339(&stored)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let just_before = expires_at - chrono::Duration::microseconds(1);
+    assert_eq!(b.purge_expired(just_before).await.unwrap(), 0);
+    // Past its expiry a record counts as absent, even before the purge.
+    let later = Reserve {
+        fingerprint: "other".to_owned(),
+        now: expires_at,
+        stale_before: expires_at - chrono::Duration::minutes(1),
+        expires_at: expires_at + chrono::Duration::hours(1),
+        ..reserve("k")
+    };
+    assert_eq!(a.reserve(&later).await.unwrap(), Reservation::Reserved);
+    assert_eq!(b.purge_expired(expires_at).await.unwrap(), 0);
+    assert_eq!(
+        b.purge_expired(later.expires_at).await.unwrap(),
+        1,
+        "expires_at <= now is expired"
+    );
+    assert_eq!(records_in(&path).unwrap(), 0);
+}
+
+/// Every write that changes a task stores its outcome with the change, not only create and
+/// claim-next (which the conformance suite checks): with the step after the change failing
+/// (`settle`), an update, a lifecycle move, a dependency added and removed, and a delete are
+/// each replayed on retry, and the replay writes nothing.
+#[tokio::test]
+async fn every_change_stores_its_outcome_with_itself() {
+    use taskflow_core::idempotency::{IdempotencyKey, Idempotent};
+    use taskflow_core::lifecycle::Action;
+    use taskflow_core::model::{Precondition, TaskPatch};
+    use taskflow_core::testkit::{RaceStore, race};
+    use taskflow_core::{Command, DynStore};
+
+    let store: DynStore = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+    let (_, crashy) = race(RaceStore::new(store).fail_settle());
+    let f = TaskFlow::new(crashy);
+    let root = admin();
+    let a = f.create_task(&root, NewTask::titled("a")).await.unwrap();
+    let b = f.create_task(&root, NewTask::titled("b")).await.unwrap();
+    let commands = [
+        Command::UpdateTask {
+            id: a.id,
+            patch: TaskPatch {
+                title: Some("renamed".into()),
+                ..TaskPatch::default()
+            },
+            precondition: Precondition::Any,
+            fence: None,
+        },
+        Command::Act {
+            id: b.id,
+            action: Action::Start {
+                lease_seconds: Some(60),
+            },
+            precondition: Precondition::Any,
+            fence: None,
+        },
+        Command::AddDependency {
+            id: a.id,
+            depends_on: b.id,
+            fence: None,
+        },
+        Command::RemoveDependency {
+            id: a.id,
+            depends_on: b.id,
+            fence: None,
+        },
+        Command::DeleteTask {
+            id: a.id,
+            precondition: Precondition::Any,
+        },
+    ];
+    for (i, command) in commands.into_iter().enumerate() {
+        let key = Idempotent::for_command(IdempotencyKey::new(format!("w{i}")).unwrap(), &command)
+            .unwrap();
+        let first = f.execute_once(&root, &key, command.clone()).await;
+        assert!(!first.replayed);
+        let first = first.value.unwrap();
+        let rows = f
+            .list_audit(&root, &AuditFilter::default())
+            .await
+            .unwrap()
+            .total;
+        let again = f.execute_once(&root, &key, command.clone()).await;
+        assert!(
+            again.replayed,
+            "the record came with the change: {command:?}"
+        );
+        assert_eq!(again.value.unwrap(), first, "{command:?}");
+        let after = f
+            .list_audit(&root, &AuditFilter::default())
+            .await
+            .unwrap()
+            .total;
+        assert_eq!(after, rows, "a replay writes nothing: {command:?}");
     }
 }

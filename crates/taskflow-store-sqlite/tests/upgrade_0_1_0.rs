@@ -1,7 +1,7 @@
 //! Upgrading a real taskflow 0.1.0 database (`tests/fixtures/0.1.0/taskflow-0.1.0.db` at the
-//! repository root, schema version 1, WAL mode) to schema version 2 in place: every row is kept
-//! as it was, ids are not reused, the work queue works on the upgraded file, and opening it
-//! again migrates nothing.
+//! repository root, schema version 1, WAL mode) to schema version 3 in place: every row is kept
+//! as it was, ids are not reused, the work queue and idempotency records work on the upgraded
+//! file, and opening it again migrates nothing.
 //!
 //! The fixture itself is never opened: each test works on a copy in a temporary directory, and
 //! checks at the end that the fixture's bytes did not change.
@@ -15,11 +15,12 @@ use std::sync::Arc;
 use chrono::Duration;
 use rusqlite::Connection;
 use serde_json::{Value, json};
+use taskflow_core::idempotency::{IdempotencyKey, Idempotent};
 use taskflow_core::model::{
     ActorType, AuditAction, AuditDraft, AuditEntry, AuditFilter, Identity, NewTask, Paging,
     Priority, ReadyFilter, Task, TaskFilter, TaskStatus, WorkerType,
 };
-use taskflow_core::{Conflict, Store, TaskFlow, Written};
+use taskflow_core::{Command, Conflict, Outcome, Store, TaskFlow, Written};
 use taskflow_store_sqlite::SqliteStore;
 
 fn fixture_dir() -> PathBuf {
@@ -300,10 +301,10 @@ async fn a_0_1_0_database_upgrades_in_place_and_runs_the_work_queue() {
     let before = read_before(&path);
     assert_eq!(before.tasks.len(), 14);
 
-    // Opening migrates 1 → 2.
+    // Opening migrates 1 → 3.
     let store = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(SqliteStore::schema_version(), 2);
-    assert_eq!(user_version(&path), 2);
+    assert_eq!(SqliteStore::schema_version(), 3);
+    assert_eq!(user_version(&path), 3);
     {
         let conn = Connection::open(&path).unwrap();
         let ok: String = conn
@@ -320,6 +321,43 @@ async fn a_0_1_0_database_upgrades_in_place_and_runs_the_work_queue() {
             .query_row("SELECT COUNT(*) FROM task_dependencies", [], |r| r.get(0))
             .unwrap();
         assert_eq!(edges, 0);
+        // Migration 3: the idempotency records, empty.
+        let columns: Vec<(String, String, bool, i64)> = conn
+            .prepare(
+                "SELECT name, type, \"notnull\", pk FROM pragma_table_info('idempotency_records') \
+                 ORDER BY cid",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let column =
+            |name: &str, notnull: bool, pk: i64| (name.to_owned(), "TEXT".to_owned(), notnull, pk);
+        assert_eq!(
+            columns,
+            [
+                column("caller", true, 1),
+                column("key", true, 2),
+                column("fingerprint", true, 0),
+                column("outcome", false, 0),
+                column("created_at", true, 0),
+                column("expires_at", true, 0),
+            ]
+        );
+        let records: i64 = conn
+            .query_row("SELECT COUNT(*) FROM idempotency_records", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(records, 0);
+        let index: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_index_list('idempotency_records') \
+                 WHERE name = 'idempotency_records_by_expires_at'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 1);
         let mode: String = conn
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
@@ -444,12 +482,45 @@ async fn a_0_1_0_database_upgrades_in_place_and_runs_the_work_queue() {
             .id,
         3
     );
+
+    // Idempotency records on the upgraded file: a create with a key runs once (task 17, audit
+    // row 44), and its retry is a replay that writes nothing.
+    let command = Command::CreateTask {
+        task: NewTask::titled("Exactly once"),
+    };
+    let key = Idempotent::for_command(IdempotencyKey::new("upgrade-1").unwrap(), &command).unwrap();
+    let first = flow.execute_once(&grace, &key, command.clone()).await;
+    assert!(!first.replayed);
+    let Outcome::Task(once) = first.value.unwrap() else {
+        panic!("a created task")
+    };
+    assert_eq!(once.id, 17);
+    let again = flow.execute_once(&grace, &key, command.clone()).await;
+    assert!(again.replayed, "the retry is a replay");
+    assert_eq!(again.value.unwrap(), Outcome::Task(once.clone()));
+    assert_eq!(flow.task_audit(&grace, 17).await.unwrap().len(), 1);
+    assert_eq!(flow.get_task(&grace, 18).await.ok(), None, "no second task");
+    {
+        let conn = Connection::open(&path).unwrap();
+        let (caller, key_text, done, expires_at): (String, String, bool, String) = conn
+            .query_row(
+                "SELECT caller, key, outcome IS NOT NULL, expires_at FROM idempotency_records",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (caller.as_str(), key_text.as_str(), done),
+            ("grace", "upgrade-1", true)
+        );
+        assert!(expires_at > stored_ts(&taskflow_core::model::now()));
+    }
     store.close().await.unwrap();
     drop(flow);
 
     // A second open migrates nothing and sees everything as it was left.
     let reopened = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(user_version(&path), 2);
+    assert_eq!(user_version(&path), 3);
     let t3 = reopened.get_task(3).await.unwrap().unwrap();
     assert_eq!((t3.status, t3.fence), (TaskStatus::InProgress, 1));
     assert_eq!(
@@ -462,8 +533,14 @@ async fn a_0_1_0_database_upgrades_in_place_and_runs_the_work_queue() {
             .depends_on,
         [(1, TaskStatus::Completed)]
     );
+    // The record outlives the store that wrote it: the retry is still a replay.
+    let flow = TaskFlow::new(Arc::new(reopened.clone()));
+    let later = flow.execute_once(&grace, &key, command).await;
+    assert!(later.replayed);
+    assert_eq!(later.value.unwrap(), Outcome::Task(once));
+    drop(flow);
     let all = all_audit(&reopened).await;
-    assert_eq!(all.len(), 36 + 7);
+    assert_eq!(all.len(), 36 + 8);
     assert_eq!(all[..36], before.audit[..], "0.1.0's rows are untouched");
     assert!(all.windows(2).all(|w| w[0].id + 1 == w[1].id));
     reopened.close().await.unwrap();
@@ -497,15 +574,15 @@ async fn opening_an_upgraded_0_1_0_database_again_changes_nothing() {
             .collect()
     };
     let after_first = schema(&path);
-    assert!(
-        after_first
-            .iter()
-            .any(|(name, _)| name == "task_dependencies"),
-        "{after_first:?}"
-    );
+    for table in ["task_dependencies", "idempotency_records"] {
+        assert!(
+            after_first.iter().any(|(name, _)| name == table),
+            "{table}: {after_first:?}"
+        );
+    }
     for _ in 0..2 {
         let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(user_version(&path), 2);
+        assert_eq!(user_version(&path), 3);
         assert_eq!(schema(&path), after_first, "no migration ran again");
         check_contents(&store, &exp, &before).await;
         store.close().await.unwrap();
