@@ -55,7 +55,11 @@ async fn a_retried_create_is_answered_from_the_record() {
             let again = answer(create("create-1", json!({"title": "once"})).await.unwrap()).await;
             assert_eq!(again.0, 201);
             assert_eq!(again.1.as_deref(), Some("true"), "a replay says so");
-            assert_eq!((again.2, again.3), (first.2.clone(), first.3.clone()), "same answer");
+            assert_eq!(
+                (again.2, again.3),
+                (first.2.clone(), first.3.clone()),
+                "same answer"
+            );
         }
         assert_eq!(count(&s, "/api/tasks").await, 1);
         assert_eq!(count(&s, "/api/audit?action=created").await, 1);
@@ -149,7 +153,10 @@ async fn claims_refusals_and_deletes_are_replayed() {
         assert_eq!(first.0, 200);
         let again = answer(claim().await.unwrap()).await;
         assert_eq!(again.1.as_deref(), Some("true"));
-        assert_eq!(again.3, first.3, "the same task and fence, never a second task");
+        assert_eq!(
+            again.3, first.3,
+            "the same task and fence, never a second task"
+        );
         assert_eq!(count(&s, "/api/audit?action=started").await, 1);
         let task: Value = serde_json::from_str(&first.3).unwrap();
         let id = task["id"].as_i64().unwrap();
@@ -174,9 +181,13 @@ async fn claims_refusals_and_deletes_are_replayed() {
 
         // A 422 is not kept: the same request runs again.
         let bad = || {
-            s.as_user(Method::POST, &format!("/api/tasks/{id}/progress?percent=500"), "agent")
-                .header("Idempotency-Key", "bad-1")
-                .send()
+            s.as_user(
+                Method::POST,
+                &format!("/api/tasks/{id}/progress?percent=500"),
+                "agent",
+            )
+            .header("Idempotency-Key", "bad-1")
+            .send()
         };
         for _ in 0..2 {
             let a = answer(bad().await.unwrap()).await;

@@ -394,7 +394,10 @@ impl IdempotencyStore for MemoryStore {
 
     async fn forget(&self, caller: &str, key: &str) -> Result<()> {
         self.with(|s| {
-            s.records.remove(&(caller.to_owned(), key.to_owned()));
+            let id = (caller.to_owned(), key.to_owned());
+            if s.records.get(&id).is_some_and(|r| r.outcome.is_none()) {
+                s.records.remove(&id);
+            }
         })
     }
 

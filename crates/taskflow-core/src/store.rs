@@ -128,7 +128,8 @@ pub trait IdempotencyStore: Send + Sync {
     /// effect), replacing its reservation.
     async fn settle(&self, record: &OutcomeRecord) -> Result<()>;
 
-    /// Drops the reservation of `key` by `caller`, so that a retry runs again.
+    /// Drops the reservation of `key` by `caller`, so that a retry runs again. A record that
+    /// already holds an outcome (a change stored it with itself) stays: it is never forgotten.
     async fn forget(&self, caller: &str, key: &str) -> Result<()>;
 
     /// Deletes the records that expired at `now`; returns how many.

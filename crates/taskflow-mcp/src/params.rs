@@ -118,6 +118,10 @@ pub struct TaskMove {
     /// since, the call is refused with `Lease lost`. Omit it if you hold no lease.
     #[serde(default)]
     pub fence: Option<i64>,
+    /// Names this write so that a retry is safe: a repeat with the same key and arguments
+    /// returns the first answer instead of acting again (1 to 255 visible ASCII characters).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `list_tasks`: filters and paging.
@@ -193,6 +197,10 @@ pub struct CreateTask {
     /// The parent task's id, if any; it must exist.
     #[serde(default)]
     pub parent_id: Option<i64>,
+    /// Names this write so that a retry is safe: a repeat with the same key and arguments
+    /// returns the first answer instead of acting again (1 to 255 visible ASCII characters).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `update_task`: the fields to change. An absent field is unchanged; `null` clears a field
@@ -237,6 +245,10 @@ pub struct UpdateTask {
     #[serde(default, deserialize_with = "clearable")]
     #[schemars(transform = nullable)]
     pub parent_id: Option<Option<i64>>,
+    /// Names this write so that a retry is safe: a repeat with the same key and arguments
+    /// returns the first answer instead of acting again (1 to 255 visible ASCII characters).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `claim_next`: which queue, and the lease to hold.
@@ -250,6 +262,10 @@ pub struct ClaimNext {
     /// with `heartbeat` before it runs out, or the task goes back to the queue.
     #[serde(default)]
     pub lease_seconds: Option<i64>,
+    /// Names this write so that a retry is safe: a repeat with the same key and arguments
+    /// returns the first answer instead of acting again (1 to 255 visible ASCII characters).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `claim_task`: start one task.
@@ -265,6 +281,10 @@ pub struct ClaimTask {
     /// The fence you expect the task to be at; refused with `Lease lost` if it is at another.
     #[serde(default)]
     pub fence: Option<i64>,
+    /// Names this write so that a retry is safe: a repeat with the same key and arguments
+    /// returns the first answer instead of acting again (1 to 255 visible ASCII characters).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `heartbeat`: extend a lease.
@@ -280,6 +300,10 @@ pub struct Heartbeat {
     /// The new lease length, 10..=86400 seconds (default: the length it was granted with).
     #[serde(default)]
     pub lease_seconds: Option<i64>,
+    /// Names this write so that a retry is safe: a repeat with the same key and arguments
+    /// returns the first answer instead of acting again (1 to 255 visible ASCII characters).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `update_progress`: report progress.
@@ -297,6 +321,10 @@ pub struct UpdateProgress {
     /// another holder has taken it over since.
     #[serde(default)]
     pub fence: Option<i64>,
+    /// Names this write so that a retry is safe: a repeat with the same key and arguments
+    /// returns the first answer instead of acting again (1 to 255 visible ASCII characters).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `block_task`: block a task.
@@ -312,6 +340,10 @@ pub struct BlockTask {
     /// another holder has taken it over since.
     #[serde(default)]
     pub fence: Option<i64>,
+    /// Names this write so that a retry is safe: a repeat with the same key and arguments
+    /// returns the first answer instead of acting again (1 to 255 visible ASCII characters).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `add_dependency`: make one task wait for another.
@@ -326,6 +358,10 @@ pub struct AddDependency {
     /// another holder has taken it over since.
     #[serde(default)]
     pub fence: Option<i64>,
+    /// Names this write so that a retry is safe: a repeat with the same key and arguments
+    /// returns the first answer instead of acting again (1 to 255 visible ASCII characters).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 #[cfg(test)]

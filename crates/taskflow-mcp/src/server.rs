@@ -10,6 +10,7 @@ use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabiliti
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde_json::Value;
+use taskflow_core::idempotency::{IdempotencyKey, Idempotent};
 use taskflow_core::lifecycle::Action;
 use taskflow_core::model::{
     NewTask, Paging, Precondition, Priority, ReadyFilter, TaskFilter, TaskPatch, TaskStatus,
@@ -129,12 +130,36 @@ impl TaskflowMcp {
         ctx: &RequestContext<RoleServer>,
         command: Result<Command, Error>,
     ) -> CallToolResult {
+        self.run_once(ctx, None, command).await
+    }
+
+    /// Runs a write as the caller, at most once per `idempotency_key` (core's idempotency
+    /// records: a retry with the same key and arguments gets the first answer).
+    async fn run_once(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        key: Option<String>,
+        command: Result<Command, Error>,
+    ) -> CallToolResult {
         let Some(caller) = self.caller(ctx) else {
             return refused(NOT_AUTHENTICATED);
         };
-        let outcome = match command {
-            Ok(command) => self.flow.execute(&caller.identity, command).await,
-            Err(err) => Err(err),
+        let outcome = match (command, key) {
+            (Ok(command), None) => self.flow.execute(&caller.identity, command).await,
+            (Ok(command), Some(key)) => {
+                match IdempotencyKey::new(key)
+                    .and_then(|key| Idempotent::for_command(key, &command))
+                {
+                    Ok(once) => {
+                        self.flow
+                            .execute_once(&caller.identity, &once, command)
+                            .await
+                            .value
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            (Err(err), _) => Err(err),
         };
         match outcome {
             Ok(outcome) => self.outcome(&caller, outcome),
@@ -308,7 +333,8 @@ impl TaskflowMcp {
                 },
             })
         })();
-        self.run(&ctx, command).await
+        self.run_once(&ctx, p.idempotency_key.clone(), command)
+            .await
     }
 
     #[tool(
@@ -342,7 +368,8 @@ impl TaskflowMcp {
                 fence: p.fence,
             })
         })();
-        self.run(&ctx, command).await
+        self.run_once(&ctx, p.idempotency_key.clone(), command)
+            .await
     }
 
     #[tool(
@@ -364,7 +391,8 @@ impl TaskflowMcp {
             project: p.project,
             lease_seconds: p.lease_seconds,
         };
-        self.run(&ctx, Ok(command)).await
+        self.run_once(&ctx, p.idempotency_key.clone(), Ok(command))
+            .await
     }
 
     #[tool(
@@ -385,7 +413,12 @@ impl TaskflowMcp {
         let action = Action::Start {
             lease_seconds: p.lease_seconds,
         };
-        self.run(&ctx, act(p.task_id, action, p.fence)).await
+        self.run_once(
+            &ctx,
+            p.idempotency_key.clone(),
+            act(p.task_id, action, p.fence),
+        )
+        .await
     }
 
     #[tool(
@@ -407,7 +440,8 @@ impl TaskflowMcp {
             lease_seconds: p.lease_seconds,
             fence: p.fence,
         };
-        self.run(&ctx, Ok(command)).await
+        self.run_once(&ctx, p.idempotency_key.clone(), Ok(command))
+            .await
     }
 
     #[tool(
@@ -428,7 +462,12 @@ impl TaskflowMcp {
             percent: p.percent,
             note: p.note,
         };
-        self.run(&ctx, act(p.task_id, action, p.fence)).await
+        self.run_once(
+            &ctx,
+            p.idempotency_key.clone(),
+            act(p.task_id, action, p.fence),
+        )
+        .await
     }
 
     #[tool(
@@ -445,8 +484,12 @@ impl TaskflowMcp {
         Parameters(p): Parameters<TaskMove>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        self.run(&ctx, act(p.task_id, Action::SubmitForReview, p.fence))
-            .await
+        self.run_once(
+            &ctx,
+            p.idempotency_key.clone(),
+            act(p.task_id, Action::SubmitForReview, p.fence),
+        )
+        .await
     }
 
     #[tool(
@@ -463,8 +506,12 @@ impl TaskflowMcp {
         Parameters(p): Parameters<TaskMove>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        self.run(&ctx, act(p.task_id, Action::Complete, p.fence))
-            .await
+        self.run_once(
+            &ctx,
+            p.idempotency_key.clone(),
+            act(p.task_id, Action::Complete, p.fence),
+        )
+        .await
     }
 
     #[tool(
@@ -482,7 +529,12 @@ impl TaskflowMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let action = Action::Block { reason: p.reason };
-        self.run(&ctx, act(p.task_id, action, p.fence)).await
+        self.run_once(
+            &ctx,
+            p.idempotency_key.clone(),
+            act(p.task_id, action, p.fence),
+        )
+        .await
     }
 
     #[tool(
@@ -499,8 +551,12 @@ impl TaskflowMcp {
         Parameters(p): Parameters<TaskMove>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        self.run(&ctx, act(p.task_id, Action::Unblock, p.fence))
-            .await
+        self.run_once(
+            &ctx,
+            p.idempotency_key.clone(),
+            act(p.task_id, Action::Unblock, p.fence),
+        )
+        .await
     }
 
     #[tool(
@@ -517,8 +573,12 @@ impl TaskflowMcp {
         Parameters(p): Parameters<TaskMove>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        self.run(&ctx, act(p.task_id, Action::Release, p.fence))
-            .await
+        self.run_once(
+            &ctx,
+            p.idempotency_key.clone(),
+            act(p.task_id, Action::Release, p.fence),
+        )
+        .await
     }
 
     #[tool(
@@ -541,7 +601,8 @@ impl TaskflowMcp {
             depends_on: p.depends_on,
             fence: p.fence,
         };
-        self.run(&ctx, Ok(command)).await
+        self.run_once(&ctx, p.idempotency_key.clone(), Ok(command))
+            .await
     }
 
     #[tool(

@@ -579,3 +579,45 @@ async fn a_client_of_the_2026_protocol_discovers_instead_of_initializing() {
     assert_eq!(claimed["assigned_to"], "agent-9");
     client.cancel().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_write_with_an_idempotency_key_acts_once() {
+    let server = TestServer::start().await;
+    let token = server.token("ada");
+    let client = server.client(&token).await;
+    for title in ["first", "second"] {
+        ok(&call(&client, "create_task", json!({"title": title})).await);
+    }
+    let claim = json!({"lease_seconds": 30, "idempotency_key": "claim-1"});
+    let first = ok(&call(&client, "claim_next", claim.clone()).await);
+    let again = ok(&call(&client, "claim_next", claim).await);
+    assert_eq!(again, first, "the same task and fence, not a second claim");
+    let started = server.get(&token, "/api/audit?action=started").await.1;
+    assert_eq!(started.as_array().map(Vec::len), Some(1));
+
+    let create = json!({"title": "once", "idempotency_key": "create-1"});
+    let made = ok(&call(&client, "create_task", create.clone()).await);
+    assert_eq!(ok(&call(&client, "create_task", create).await), made);
+    let other = call(
+        &client,
+        "create_task",
+        json!({"title": "other", "idempotency_key": "create-1"}),
+    )
+    .await;
+    assert_eq!(
+        refusal(&other),
+        "Idempotency-Key: reused with a different request"
+    );
+    let bad = call(
+        &client,
+        "create_task",
+        json!({"title": "x", "idempotency_key": "two words"}),
+    )
+    .await;
+    assert_eq!(
+        refusal(&bad),
+        "Idempotency-Key: must be 1 to 255 visible ASCII characters"
+    );
+    let tasks = server.get(&token, "/api/tasks").await.1;
+    assert_eq!(tasks.as_array().map(Vec::len), Some(3));
+}

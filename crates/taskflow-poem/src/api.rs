@@ -5,10 +5,10 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 use taskflow_core::lifecycle::Action;
-use taskflow_core::{Command, Outcome, TaskFlow};
 use taskflow_core::model::{
     AuditFilter, Paging, Precondition, Priority, ReadyFilter, Task, TaskFilter, TaskStatus,
 };
+use taskflow_core::{Command, Outcome, TaskFlow};
 
 use crate::auth::BearerAuth;
 use crate::body::{JsonBody, OptionalJsonBody};
@@ -287,12 +287,11 @@ impl Api {
     async fn run(
         &self,
         auth: &BearerAuth,
-        key: Option<String>,
         fingerprint: &RequestFingerprint,
         command: Command,
     ) -> Result<Ran> {
         let who = auth.identity();
-        let (value, replayed) = match fingerprint.idempotent(key)? {
+        let (value, replayed) = match fingerprint.idempotent()? {
             None => (self.flow.execute(&who, command).await, false),
             Some(idempotent) => {
                 let once = self.flow.execute_once(&who, &idempotent, command).await;
@@ -311,7 +310,7 @@ impl Api {
         auth: &BearerAuth,
         id: i64,
         (if_match, fence): (Option<String>, Option<i64>),
-        (key, fingerprint): (Option<String>, &RequestFingerprint),
+        fingerprint: &RequestFingerprint,
         action: Action,
     ) -> Result<TaskResponse> {
         let command = Command::Act {
@@ -320,9 +319,7 @@ impl Api {
             precondition: precondition(if_match.as_deref()),
             fence,
         };
-        self.run(auth, key, fingerprint, command)
-            .await?
-            .task_response()
+        self.run(auth, fingerprint, command).await?.task_response()
     }
 }
 
@@ -382,19 +379,20 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         body: JsonBody<CreateTaskDto>,
     ) -> Result<CreateTaskResponse> {
         let command = Command::CreateTask {
             task: body.0.into(),
         };
-        let (task, replayed) = self
-            .run(&auth, idempotency_key.0, &fingerprint, command)
-            .await?
-            .task()?;
+        let (task, replayed) = self.run(&auth, &fingerprint, command).await?.task()?;
         let tag = etag(&task);
-        Ok(CreateTaskResponse::Created(Json(task.into()), tag, replayed))
+        Ok(CreateTaskResponse::Created(
+            Json(task.into()),
+            tag,
+            replayed,
+        ))
     }
 
     /// List tasks
@@ -468,7 +466,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
@@ -485,7 +483,7 @@ impl Api {
             precondition: precondition(if_match.0.as_deref()),
             fence: fence.0,
         };
-        self.run(&auth, idempotency_key.0, &fingerprint, command)
+        self.run(&auth, &fingerprint, command)
             .await?
             .task_response()
     }
@@ -505,7 +503,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
@@ -516,9 +514,7 @@ impl Api {
             id: id.0,
             precondition: precondition(if_match.0.as_deref()),
         };
-        let ran = self
-            .run(&auth, idempotency_key.0, &fingerprint, command)
-            .await?;
+        let ran = self.run(&auth, &fingerprint, command).await?;
         Ok(DeleteTaskResponse::NoContent(ran.replayed()))
     }
 
@@ -538,7 +534,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
@@ -554,12 +550,8 @@ impl Api {
         let action = Action::Start {
             lease_seconds: lease_seconds.0,
         };
-        self.act(
-            &auth,
-            id.0,
-            (if_match.0, fence.0),
-            (idempotency_key.0, &fingerprint),
-            action).await
+        self.act(&auth, id.0, (if_match.0, fence.0), &fingerprint, action)
+            .await
     }
 
     /// Report progress
@@ -577,7 +569,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// 0..=100.
@@ -595,12 +587,8 @@ impl Api {
             percent: percent.0,
             note: note.0,
         };
-        self.act(
-            &auth,
-            id.0,
-            (if_match.0, fence.0),
-            (idempotency_key.0, &fingerprint),
-            action).await
+        self.act(&auth, id.0, (if_match.0, fence.0), &fingerprint, action)
+            .await
     }
 
     /// Submit for review
@@ -618,7 +606,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
@@ -632,9 +620,10 @@ impl Api {
             &auth,
             id.0,
             (if_match.0, fence.0),
-            (idempotency_key.0, &fingerprint),
-            Action::SubmitForReview)
-            .await
+            &fingerprint,
+            Action::SubmitForReview,
+        )
+        .await
     }
 
     /// Request changes
@@ -652,7 +641,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
@@ -666,9 +655,10 @@ impl Api {
             &auth,
             id.0,
             (if_match.0, fence.0),
-            (idempotency_key.0, &fingerprint),
-            Action::RequestChanges)
-            .await
+            &fingerprint,
+            Action::RequestChanges,
+        )
+        .await
     }
 
     /// Complete a task
@@ -686,7 +676,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
@@ -700,9 +690,10 @@ impl Api {
             &auth,
             id.0,
             (if_match.0, fence.0),
-            (idempotency_key.0, &fingerprint),
-            Action::Complete)
-            .await
+            &fingerprint,
+            Action::Complete,
+        )
+        .await
     }
 
     /// Block a task
@@ -720,7 +711,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
@@ -734,12 +725,8 @@ impl Api {
         let action = Action::Block {
             reason: body.0.reason,
         };
-        self.act(
-            &auth,
-            id.0,
-            (if_match.0, fence.0),
-            (idempotency_key.0, &fingerprint),
-            action).await
+        self.act(&auth, id.0, (if_match.0, fence.0), &fingerprint, action)
+            .await
     }
 
     /// Unblock a task
@@ -757,7 +744,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
@@ -771,9 +758,10 @@ impl Api {
             &auth,
             id.0,
             (if_match.0, fence.0),
-            (idempotency_key.0, &fingerprint),
-            Action::Unblock)
-            .await
+            &fingerprint,
+            Action::Unblock,
+        )
+        .await
     }
 
     /// Release a task
@@ -792,7 +780,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task's `ETag`; 412 if it has moved on.
@@ -806,9 +794,10 @@ impl Api {
             &auth,
             id.0,
             (if_match.0, fence.0),
-            (idempotency_key.0, &fingerprint),
-            Action::Release)
-            .await
+            &fingerprint,
+            Action::Release,
+        )
+        .await
     }
 
     /// Heartbeat
@@ -828,7 +817,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The fence the caller was given when it started the task; 409 `Lease lost` if the
@@ -842,7 +831,7 @@ impl Api {
             lease_seconds: lease_seconds.0,
             fence: fence.0,
         };
-        self.run(&auth, idempotency_key.0, &fingerprint, command)
+        self.run(&auth, &fingerprint, command)
             .await?
             .task_response()
     }
@@ -897,7 +886,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         body: OptionalJsonBody<ClaimDto>,
     ) -> Result<ClaimResponse> {
@@ -905,9 +894,7 @@ impl Api {
             project: body.0.project,
             lease_seconds: body.0.lease_seconds,
         };
-        let ran = self
-            .run(&auth, idempotency_key.0, &fingerprint, command)
-            .await?;
+        let ran = self.run(&auth, &fingerprint, command).await?;
         let replayed = ran.replayed();
         match ran.outcome {
             Outcome::Claimed(Some(task)) => {
@@ -951,7 +938,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The fence the caller was given when it started the task; 409 `Lease lost` if the
@@ -964,12 +951,12 @@ impl Api {
             depends_on: body.0.depends_on,
             fence: fence.0,
         };
-        let ran = self
-            .run(&auth, idempotency_key.0, &fingerprint, command)
-            .await?;
+        let ran = self.run(&auth, &fingerprint, command).await?;
         let replayed = ran.replayed();
         match ran.outcome {
-            Outcome::Dependencies(view) => Ok(DependenciesResponse::Ok(Json(view.into()), replayed)),
+            Outcome::Dependencies(view) => {
+                Ok(DependenciesResponse::Ok(Json(view.into()), replayed))
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -990,7 +977,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<i64>,
         /// The task it depends on.
@@ -1004,9 +991,7 @@ impl Api {
             depends_on: dep.0,
             fence: fence.0,
         };
-        let ran = self
-            .run(&auth, idempotency_key.0, &fingerprint, command)
-            .await?;
+        let ran = self.run(&auth, &fingerprint, command).await?;
         Ok(DependencyRemovedResponse::NoContent(ran.replayed()))
     }
 
@@ -1122,7 +1107,7 @@ impl Api {
         /// Names this write: a retry with the same key and request gets the stored answer
         /// (with `Idempotent-Replayed: true`) instead of running again.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         fingerprint: RequestFingerprint,
         id: Path<String>,
         body: JsonBody<PutWorkerDto>,
@@ -1132,9 +1117,7 @@ impl Api {
             worker_type: body.0.worker_type.0,
             name: body.0.name,
         };
-        let ran = self
-            .run(&auth, idempotency_key.0, &fingerprint, command)
-            .await?;
+        let ran = self.run(&auth, &fingerprint, command).await?;
         let replayed = ran.replayed();
         match ran.outcome {
             Outcome::Worker(worker) => Ok(WorkerResponse::Ok(Json(worker.into()), replayed)),

@@ -211,7 +211,10 @@ mod tests {
             (vec![("LEASE_SECONDS", "5")], "LEASE_SECONDS"),
             (vec![("LEASE_SECONDS", "soon")], "LEASE_SECONDS"),
             (vec![("LEASE_SWEEP_SECONDS", "0")], "LEASE_SWEEP_SECONDS"),
-            (vec![("IDEMPOTENCY_TTL_SECONDS", "-1")], "IDEMPOTENCY_TTL_SECONDS"),
+            (
+                vec![("IDEMPOTENCY_TTL_SECONDS", "-1")],
+                "IDEMPOTENCY_TTL_SECONDS",
+            ),
         ] {
             let err = config(&vars).unwrap_err();
             assert_eq!(err.var, var, "{err}");

@@ -186,10 +186,9 @@ impl From<taskflow_core::Error> for ApiError {
             | E::NoLease => StatusCode::BAD_REQUEST,
             E::Forbidden { .. } => StatusCode::FORBIDDEN,
             E::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
-            E::HasSubtasks
-            | E::HasDependents
-            | E::LeaseLost { .. }
-            | E::IdempotencyInProgress => StatusCode::CONFLICT,
+            E::HasSubtasks | E::HasDependents | E::LeaseLost { .. } | E::IdempotencyInProgress => {
+                StatusCode::CONFLICT
+            }
             E::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             E::Unavailable(_) => {
                 tracing::error!(error = %err, "database unavailable");

@@ -17,33 +17,36 @@ pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 /// The request header that names a write.
 pub const KEY_HEADER: &str = "Idempotency-Key";
 
-/// The digest of a write request that names an idempotency key: method, path, query and body
-/// bytes. Absent on reads and on writes without the header.
+/// A write request's `Idempotency-Key` exactly as sent (an empty value included), and the
+/// digest of the request: method, path, query and body bytes. Both absent on reads and on
+/// writes without the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestFingerprint(pub Option<String>);
+pub struct RequestFingerprint {
+    key: Option<Vec<u8>>,
+    digest: Option<String>,
+}
 
 impl<'a> FromRequest<'a> for RequestFingerprint {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        Ok(RequestFingerprint(
-            req.extensions().get::<Digest>().map(|d| d.0.clone()),
-        ))
+        Ok(RequestFingerprint {
+            key: req.headers().get(KEY_HEADER).map(|v| v.as_bytes().to_vec()),
+            digest: req.extensions().get::<Digest>().map(|d| d.0.clone()),
+        })
     }
 }
 
 impl RequestFingerprint {
-    /// The idempotency of this request: `None` without a key; a 422 for a key that is not 1 to
-    /// 255 visible ASCII characters (checked here, after authentication, so 401 comes first).
-    pub fn idempotent(
-        &self,
-        key: Option<String>,
-    ) -> Result<Option<Idempotent>, taskflow_core::Error> {
-        let Some(key) = key else {
+    /// The idempotency of this request: `None` without the header; a 422 for a key that is not
+    /// 1 to 255 visible ASCII characters, an empty one included (checked in the handler, after
+    /// authentication, so that 401 comes first).
+    pub fn idempotent(&self) -> Result<Option<Idempotent>, taskflow_core::Error> {
+        let Some(raw) = &self.key else {
             return Ok(None);
         };
-        let key = IdempotencyKey::new(key)?;
+        let key = IdempotencyKey::new(String::from_utf8_lossy(raw).into_owned())?;
         Ok(Some(Idempotent {
             key,
-            fingerprint: self.0.clone().unwrap_or_default(),
+            fingerprint: self.digest.clone().unwrap_or_default(),
         }))
     }
 }

@@ -14,9 +14,9 @@ use taskflow_core::{DynStore, TaskFlow};
 
 use crate::api::Api;
 use crate::body::BodyLimit;
-use crate::idempotency::Fingerprints;
 use crate::config::{AuthConfig, Config, EnvError, ServerConfig};
 use crate::error::to_response;
+use crate::idempotency::Fingerprints;
 
 pub use mcp::McpJson;
 
@@ -89,7 +89,12 @@ fn app_on(
     let cors = Cors::new()
         .allow_origins(allowed_origins.iter().map(String::as_str))
         .allow_methods(["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"])
-        .allow_headers(["authorization", "content-type", "if-match", "idempotency-key"])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "if-match",
+            "idempotency-key",
+        ])
         .expose_headers(["ETag", "X-Total-Count", "Idempotent-Replayed"])
         // Browser front-ends send cookies (Better Auth sessions) with their calls, as the seed
         // allows; a credentialed request needs this, and an explicit origin list (never `*`).

@@ -182,12 +182,18 @@ pub async fn refusals_are_replayed_and_validation_errors_are_not(store: DynStore
     let key = once("complete", &complete);
     let first = f.execute_once(&alice(), &key, complete.clone()).await;
     let text = "Cannot complete task with status 'pending'";
-    assert_eq!(first.value.err().map(|e| e.to_string()).as_deref(), Some(text));
+    assert_eq!(
+        first.value.err().map(|e| e.to_string()).as_deref(),
+        Some(text)
+    );
     // The task moves on; the replay still tells what the request was answered then.
     f.start(&alice(), t.id, None).await?;
     let again = f.execute_once(&alice(), &key, complete).await;
     assert!(again.replayed);
-    assert_eq!(again.value.err().map(|e| e.to_string()).as_deref(), Some(text));
+    assert_eq!(
+        again.value.err().map(|e| e.to_string()).as_deref(),
+        Some(text)
+    );
 
     let bad = Command::Act {
         id: t.id,
