@@ -1,7 +1,8 @@
 //! The one list of operations: [`Command`] names each operation of [`TaskFlow`] as data, and
 //! [`TaskFlow::execute`] runs it. Front-ends that dispatch by name (an MCP tool, a CLI command)
-//! build a `Command` from their arguments and render the [`Outcome`]; the HTTP API calls the
-//! same methods directly. Either way the rules run once, here in core.
+//! build a `Command` from their arguments and render the [`Outcome`]; so do the HTTP API's write
+//! handlers, and [`TaskFlow::execute_once`] runs a command at most once per idempotency key.
+//! Either way the rules run once, here in core.
 //!
 //! Adding an operation means: a method on [`TaskFlow`], a variant here, and a thin mapping in
 //! each front-end.
