@@ -10,6 +10,10 @@
 -- and the store answers `Stale`. A `parent_id` that names no task fails the
 -- `tasks_parent_id_fkey` check (which key-share locks the parent row, so the parent cannot
 -- vanish before this transaction ends) and the store answers `ParentMissing`.
+--
+-- It returns the stored `created_at` (one row when it wrote, none when it lost), so that the
+-- store knows the task exactly as written: every column from the write, `created_at` from the
+-- row. That is the task an idempotency outcome that rides on the change is made from.
 UPDATE tasks
 SET title = $3,
     description = $4,
@@ -25,3 +29,4 @@ SET title = $3,
     lease_expires_at = $14,
     lease_seconds = $15
 WHERE id = $1 AND version = $2 AND lease_expires_at IS NOT DISTINCT FROM $16
+RETURNING created_at

@@ -58,6 +58,18 @@ pub(crate) enum PgError {
     #[error("claim-next lost task {0} while holding its row lock")]
     ClaimLost(i64),
 
+    /// A reservation found its key taken by its insert and gone by its lock (forgotten or
+    /// purged in between) this many times in a row, and gave up rather than loop. Nothing was
+    /// written; the caller may try again.
+    #[error("reserving an idempotency key gave up: it vanished {0} times while being reserved")]
+    ReserveContended(usize),
+
+    /// The idempotency outcome a change carries could not be made from the task as written
+    /// ([`taskflow_core::idempotency::OutcomeRecord::render`]). The change was rolled back.
+    /// Converted back to taskflow-core's error as it is.
+    #[error("{0}")]
+    Outcome(taskflow_core::Error),
+
     /// A stored value does not read back as its domain type.
     #[error("unreadable value in column {column}: {message}")]
     Corrupt {
@@ -81,6 +93,9 @@ impl PgError {
 
 impl From<PgError> for taskflow_core::Error {
     fn from(err: PgError) -> Self {
+        if let PgError::Outcome(err) = err {
+            return err;
+        }
         if err.is_unavailable() {
             taskflow_core::Error::unavailable(err)
         } else {

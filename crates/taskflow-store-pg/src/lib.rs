@@ -31,9 +31,9 @@
 //! - ids come from identity columns, which never hand a value out twice.
 //!
 //! The statements whose correctness under concurrency is not obvious (the cycle checks, the
-//! graph lock, the compare-and-set update, the steps of a delete, claim-next and the lease
-//! renewal) live in `crates/taskflow-store-pg/queries/`, each with a comment saying why it is
-//! correct.
+//! graph lock, the compare-and-set update, the steps of a delete, claim-next, the lease
+//! renewal, and the steps of a reservation and the storing of an outcome) live in
+//! `crates/taskflow-store-pg/queries/`, each with a comment saying why it is correct.
 //!
 //! # Work queue
 //!
@@ -77,6 +77,52 @@
 //!
 //! Migration 2 (`0002_work_queue.sql`) adds all this to a 0.1.0 database in place: every task
 //! gets fence 0 and no lease, and no task depends on another.
+//!
+//! # Idempotency keys
+//!
+//! [`PgStore`] keeps idempotency records ([`taskflow_core::IdempotencyStore`], through
+//! [`Store::idempotency`](taskflow_core::Store::idempotency)), so that a retried write never acts
+//! twice ([`taskflow_core::idempotency`],
+//! [`TaskFlow::execute_once`](taskflow_core::TaskFlow::execute_once)), whichever server process
+//! the retry reaches.
+//!
+//! - **Records** are rows of `idempotency_records (caller, key, fingerprint, outcome,
+//!   created_at, expires_at)`, one per (caller, key) (the primary key). `outcome` is the encoded
+//!   outcome as taskflow-core wrote it, as `TEXT` (replayed byte for byte), and NULL while the
+//!   request runs.
+//! - **A reservation** is a READ COMMITTED transaction of its own:
+//!   `INSERT … ON CONFLICT (caller, key) DO NOTHING`; when a row holds the key, that row is
+//!   locked (`SELECT … FOR UPDATE`) and the store decides, in the contract's order: a record past
+//!   its expiry counts as absent and is overwritten by a fresh reservation (`Reserved`); another
+//!   fingerprint is `Mismatch`; an outcome is `Replay`; a reservation made at or after the stale
+//!   limit is `InProgress`; an older one, whose request is presumed dead, is taken over
+//!   (`Reserved`). Every reservation that answers `Reserved` has written the row (insert or
+//!   overwrite) and holds it until it commits; every other reservation of the key meets that
+//!   row, on the unique index or on its row lock, and decides only after that commit, on the
+//!   fresh reservation: `InProgress`. So of any number of concurrent reservations of one key,
+//!   in any number of processes, exactly one is `Reserved`. (The times compared are the ones
+//!   the callers pass, so this assumes the servers' clocks agree to well within
+//!   [`RESERVATION_TIMEOUT`](taskflow_core::idempotency::RESERVATION_TIMEOUT).)
+//! - **The record comes with the change.** Every write of this store that inserts an audit
+//!   row (insert, update, delete, adding or removing a dependency, claim-next) stores the
+//!   outcome that row carries ([`AuditDraft::outcome`](taskflow_core::model::AuditDraft::outcome))
+//!   as the record of its (caller, key), in the same transaction as the change and its audit
+//!   row, rendered from the task as that transaction wrote it (a new task with its id, an
+//!   updated, re-linked or claimed task; nothing for a delete). The change, its audit row and its
+//!   record commit together or not at all: a process that dies right after the commit leaves a
+//!   record that replays the change, never a change that a retry would make again. An outcome
+//!   that cannot be rendered fails the write, which is rolled back.
+//! - **Requests that changed nothing** (a refusal, a write with no effect) store their outcome
+//!   afterwards ([`IdempotencyStore::settle`](taskflow_core::IdempotencyStore::settle)); one
+//!   whose outcome is not kept drops its reservation
+//!   ([`IdempotencyStore::forget`](taskflow_core::IdempotencyStore::forget)).
+//! - **Expiry**:
+//!   [`IdempotencyStore::purge_expired`](taskflow_core::IdempotencyStore::purge_expired) deletes
+//!   the records past their `expires_at` (indexed).
+//!
+//! Migration 3 (`0003_idempotency.sql`) adds the `idempotency_records` table and its
+//! `expires_at` index to an existing database in place; it touches no existing table, and starts
+//! with no records. Migrations 1 and 2 are unchanged.
 //!
 //! The schema lives in numbered `.sql` migrations embedded in the binary
 //! (`crates/taskflow-store-pg/migrations/`). [`PgStore::connect`] applies any that are missing;
@@ -147,6 +193,7 @@ use taskflow_core::Result;
 use taskflow_core::{Conflict, Invariant};
 
 mod error;
+mod idempotency;
 mod queue;
 mod rows;
 mod store;

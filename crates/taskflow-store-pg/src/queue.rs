@@ -19,7 +19,7 @@ use taskflow_core::{
 use crate::error::{PgError, is_fk_violation, is_unique_violation};
 use crate::rows;
 use crate::store::{
-    BEGIN, DEPENDS_ON_FKEY, GRAPH_LOCK, abandon, insert_audit, read_page, update_query,
+    BEGIN, DEPENDS_ON_FKEY, GRAPH_LOCK, abandon, as_written, insert_audit, read_page, update_query,
 };
 use crate::{GRAPH_LOCK_KEY, PgStore};
 
@@ -133,17 +133,17 @@ impl PgStore {
             write.expected_version,
             write.expected_lease_expires_at,
         )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(updated) = updated else {
             tracing::debug!(
                 id = task.id,
                 expected = write.expected_version,
                 "dependency write lost: version moved or task gone"
             );
             return Ok(abandon(tx, Written::Stale).await);
-        }
+        };
+        let written = as_written(task, updated.try_get("created_at")?);
 
         match write.change {
             EdgeChange::Add { depends_on } => {
@@ -214,7 +214,7 @@ impl PgStore {
             }
         }
 
-        insert_audit(&mut *tx, task.id, &write.audit).await?;
+        insert_audit(&mut tx, task.id, &write.audit, Some(&written)).await?;
         tx.commit().await?;
         Ok(Written::Done(()))
     }
@@ -304,17 +304,22 @@ impl PgStore {
         // This transaction holds the row lock, so the version cannot have moved: the
         // compare-and-set is a second guard, not a race anyone can lose.
         let updated = update_query(&transition.task, picked.version, picked.lease_expires_at)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(PgError::from)?
-            .rows_affected();
-        if updated == 0 {
+            .map_err(PgError::from)?;
+        let Some(updated) = updated else {
             discard(tx).await;
             return Err(PgError::ClaimLost(picked.id).into());
-        }
-        insert_audit(&mut *tx, picked.id, &transition.audit).await?;
+        };
+        let claimed = as_written(
+            &transition.task,
+            updated.try_get("created_at").map_err(PgError::from)?,
+        );
+        // The claimed task as written is both the outcome a claim with a key stores (in this
+        // transaction) and what the claimer gets back.
+        insert_audit(&mut tx, picked.id, &transition.audit, Some(&claimed)).await?;
         tx.commit().await.map_err(PgError::from)?;
-        Ok(Some(transition.task))
+        Ok(Some(claimed))
     }
 
     async fn try_extend_lease(&self, write: &LeaseWrite) -> Result<Written<()>, PgError> {

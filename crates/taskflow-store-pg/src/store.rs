@@ -6,16 +6,19 @@
 //! `queries/*.sql`, each with a comment saying why it is correct.
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgArguments, PgRow, Postgres};
+use sqlx::postgres::{PgArguments, PgConnection, PgRow, Postgres};
 use sqlx::query::Query;
-use sqlx::{Executor, QueryBuilder, Row, Transaction};
+use sqlx::{QueryBuilder, Row, Transaction};
 use taskflow_core::model::{
     AuditDraft, AuditEntry, AuditFilter, Page, Paging, Task, TaskDraft, TaskFilter, Timestamp,
     Worker,
 };
-use taskflow_core::{Conflict, Invariant, QueueStore, Result, Store, TaskWrite, Written};
+use taskflow_core::{
+    Conflict, IdempotencyStore, Invariant, QueueStore, Result, Store, TaskWrite, Written,
+};
 
 use crate::error::{PgError, is_fk_violation, is_parent_fk_violation};
+use crate::idempotency::store_outcome;
 use crate::rows::{self, audit_columns, task_columns, worker_columns};
 use crate::{GRAPH_LOCK_KEY, PgStore};
 
@@ -42,15 +45,28 @@ const DELETE_BLOCKERS: &str = include_str!("../queries/delete_blockers.sql");
 /// Deletes a task (and the edges it holds), last step of a delete.
 const DELETE_TASK: &str = include_str!("../queries/delete_task.sql");
 
-/// Writes `audit` about task `task_id` through `executor` (the caller's transaction).
-pub(crate) async fn insert_audit<'c, E>(
-    executor: E,
+/// Writes `audit` about task `task_id` in the caller's transaction (`conn`) and, if it carries
+/// an idempotency outcome ([`AuditDraft::outcome`]), stores that outcome as the record of its
+/// (caller, key) in the same transaction (`queries/store_outcome.sql`), so that the change, its
+/// audit row and its record commit together or not at all. `written` is the task as the
+/// transaction wrote it (a new task with its id, an updated or claimed task with its stored
+/// `created_at`), or `None` for a delete; the outcome is made from it
+/// ([`OutcomeRecord::render`](taskflow_core::idempotency::OutcomeRecord::render)). An outcome
+/// that cannot be made fails the write before its audit row is sent, and the caller's
+/// transaction, dropped without a COMMIT, is rolled back whole.
+///
+/// Every write of this store that inserts an audit row goes through here: insert, update,
+/// delete, dependency writes and claim-next.
+pub(crate) async fn insert_audit(
+    conn: &mut PgConnection,
     task_id: i64,
     audit: &AuditDraft,
-) -> Result<(), PgError>
-where
-    E: Executor<'c, Database = Postgres>,
-{
+    written: Option<&Task>,
+) -> Result<(), PgError> {
+    let outcome = match &audit.outcome {
+        Some(record) => Some((record, record.render(written).map_err(PgError::Outcome)?)),
+        None => None,
+    };
     sqlx::query(
         "INSERT INTO audit_log \
              (task_id, project_slug, actor_id, actor_type, action, context, \"timestamp\") \
@@ -63,9 +79,23 @@ where
     .bind(audit.action.as_str())
     .bind(audit.context.as_ref())
     .bind(audit.timestamp)
-    .execute(executor)
+    .execute(&mut *conn)
     .await?;
+    // Last, after the task rows and the audit row: the record's row lock is the last lock a
+    // write takes (see `queries/store_outcome.sql`).
+    if let Some((record, outcome)) = outcome {
+        store_outcome(conn, record, &outcome).await?;
+    }
     Ok(())
+}
+
+/// `task` as an update wrote it: every column from the write, and `created_at` as stored (the
+/// update never changes it; `queries/update_task.sql` returns it).
+pub(crate) fn as_written(task: &Task, created_at: Timestamp) -> Task {
+    Task {
+        created_at,
+        ..task.clone()
+    }
 }
 
 /// Ends a transaction that must write nothing, and returns `outcome`. A failed rollback is only
@@ -212,9 +242,10 @@ impl PgStore {
             },
             Err(err) => return Err(err.into()),
         };
-        insert_audit(&mut *tx, id, audit).await?;
+        let inserted = task.clone().into_task(id);
+        insert_audit(&mut tx, id, audit, Some(&inserted)).await?;
         tx.commit().await?;
-        Ok(Written::Done(task.clone().into_task(id)))
+        Ok(Written::Done(inserted))
     }
 
     async fn try_update_task(&self, write: &TaskWrite) -> Result<Written<()>, PgError> {
@@ -251,10 +282,10 @@ impl PgStore {
             write.expected_version,
             write.expected_lease_expires_at,
         )
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await;
         let updated = match updated {
-            Ok(done) => done.rows_affected(),
+            Ok(row) => row,
             Err(err) if is_parent_fk_violation(&err) => match task.parent_id {
                 Some(parent) => {
                     return Ok(
@@ -265,14 +296,15 @@ impl PgStore {
             },
             Err(err) => return Err(err.into()),
         };
-        if updated == 0 {
+        let Some(updated) = updated else {
             tracing::debug!(
                 id = task.id,
                 expected = write.expected_version,
                 "update lost: version moved or task gone"
             );
             return Ok(abandon(tx, Written::Stale).await);
-        }
+        };
+        let written = as_written(task, updated.try_get("created_at")?);
 
         // After this transaction's own UPDATE, so the graph checked is the one it would commit.
         for (task_id, parent) in cycle_checks {
@@ -287,7 +319,7 @@ impl PgStore {
             }
         }
 
-        insert_audit(&mut *tx, task.id, &write.audit).await?;
+        insert_audit(&mut tx, task.id, &write.audit, Some(&written)).await?;
         tx.commit().await?;
         Ok(Written::Done(()))
     }
@@ -348,7 +380,7 @@ impl PgStore {
             return Ok(abandon(tx, Written::Refused(conflict)).await);
         }
 
-        insert_audit(&mut *tx, id, audit).await?;
+        insert_audit(&mut tx, id, audit, None).await?;
         tx.commit().await?;
         Ok(Written::Done(()))
     }
@@ -485,6 +517,10 @@ impl Store for PgStore {
     fn queue(&self) -> Option<&dyn QueueStore> {
         Some(self)
     }
+
+    fn idempotency(&self) -> Option<&dyn IdempotencyStore> {
+        Some(self)
+    }
 }
 
 /// The foreign key from a dependency edge to the task it waits for.
@@ -492,6 +528,7 @@ pub(crate) const DEPENDS_ON_FKEY: &str = "task_dependencies_depends_on_fkey";
 
 /// The compare-and-set update of `task` (every column but `created_at`), expecting the stored
 /// task at `expected_version` with the lease expiry `expected_lease` (`queries/update_task.sql`).
+/// Returns one row, the stored `created_at`, when it wrote; none when it lost.
 pub(crate) fn update_query(
     task: &Task,
     expected_version: i64,

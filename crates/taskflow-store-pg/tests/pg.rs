@@ -11,12 +11,16 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use sqlx::{Connection, PgConnection, Row};
+use taskflow_core::idempotency::{
+    IdempotencyKey, Idempotent, OutcomeRecord, Rendered, Reservation, Reserve, decode,
+};
 use taskflow_core::model::{
     ActorType, AuditAction, AuditDraft, AuditEntry, Identity, NewTask, Priority, Task, TaskDraft,
-    TaskStatus, now,
+    TaskStatus, Timestamp, now,
 };
 use taskflow_core::{
-    Conflict, DependencyWrite, EdgeChange, Error, Invariant, Store, TaskFlow, TaskWrite, Written,
+    Command, Conflict, DependencyWrite, EdgeChange, Error, Invariant, Outcome, Store, TaskFlow,
+    TaskWrite, Written,
 };
 use taskflow_store_pg::PgStore;
 use taskflow_store_pg::test_support::TestDb;
@@ -184,6 +188,7 @@ async fn migrations_apply_from_zero_and_rerun_is_a_no_op() {
         [
             "_sqlx_migrations",
             "audit_log",
+            "idempotency_records",
             "task_dependencies",
             "tasks",
             "workers"
@@ -238,6 +243,7 @@ async fn migrations_apply_from_zero_and_rerun_is_a_no_op() {
             ("audit_log", "context", "jsonb"),
             ("audit_log", "id", "bigint"),
             ("audit_log", "timestamp", tz),
+            ("idempotency_records", "created_at", tz),
             ("tasks", "created_at", tz),
             ("tasks", "id", "bigint"),
             ("tasks", "updated_at", tz),
@@ -279,6 +285,8 @@ async fn migrations_apply_from_zero_and_rerun_is_a_no_op() {
         ("audit_log", "actor_id"),
         ("audit_log", "action"),
         ("audit_log", "project_slug"),
+        ("idempotency_records", "caller"),
+        ("idempotency_records", "expires_at"),
     ] {
         assert!(
             indexed.contains(&(wanted.0.to_owned(), wanted.1.to_owned())),
@@ -978,6 +986,312 @@ async fn delete_racing_a_new_dependent_is_refused() {
     assert_eq!(store.task_audit(target.id).await.unwrap().len(), 1);
 
     other.close().await.ok();
+    store.close().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency keys across processes.
+
+fn create_command(title: &str) -> Command {
+    Command::CreateTask {
+        task: NewTask::titled(title),
+    }
+}
+
+fn idempotent(key: &str, command: &Command) -> Idempotent {
+    let key = IdempotencyKey::new(key).expect("a valid key");
+    Idempotent::for_command(key, command).expect("a fingerprint")
+}
+
+/// A reservation of `key` by alice for `fingerprint`, made at `at`, with the default stale
+/// limit (60 s before `at`) and a day to live.
+fn reservation(key: &str, fingerprint: &str, at: Timestamp) -> Reserve {
+    Reserve {
+        caller: "alice".into(),
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+        now: at,
+        stale_before: at - Duration::from_secs(60),
+        expires_at: at + Duration::from_secs(86_400),
+    }
+}
+
+/// `n` reservations of `r`, split over `stores` in turn, released together.
+async fn race_reservations(stores: &[Arc<PgStore>], n: usize, r: &Reserve) -> Vec<Reservation> {
+    let barrier = Arc::new(Barrier::new(n));
+    let calls = (0..n).map(|i| {
+        let store = stores[i % stores.len()].clone();
+        let (barrier, r) = (barrier.clone(), r.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            let records = store
+                .idempotency()
+                .expect("PgStore keeps idempotency records");
+            records.reserve(&r).await
+        })
+    });
+    join_all(calls.collect::<Vec<_>>())
+        .await
+        .into_iter()
+        .map(|joined| {
+            joined
+                .expect("a reservation panicked")
+                .expect("a reservation failed")
+        })
+        .collect()
+}
+
+/// The stored row of alice's `key`: fingerprint, outcome, created_at.
+async fn record_row(
+    conn: &mut PgConnection,
+    caller: &str,
+    key: &str,
+) -> Option<(String, Option<String>, Timestamp)> {
+    sqlx::query_as(
+        "SELECT fingerprint, outcome, created_at FROM idempotency_records \
+         WHERE caller = $1 AND key = $2",
+    )
+    .bind(caller)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+    .expect("read an idempotency record")
+}
+
+/// Two stores with separate pools on one database stand for two server processes. 20
+/// `execute_once` creates with one key, 10 through each, released together: exactly one runs
+/// and creates a task; every other one is a replay of that very task or is told the request is
+/// in progress. One task, one `created` row and one record, holding the task, are stored; a
+/// retry through either process afterwards is a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_race_20_idempotent_creates_with_one_key() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let first = TaskFlow::new(Arc::new(db.store().await));
+    let second = TaskFlow::new(Arc::new(db.store().await));
+    let alice = Identity::user("alice");
+    let command = create_command("contested create");
+    let key = idempotent("burst", &command);
+
+    let barrier = Arc::new(Barrier::new(20));
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let flow = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let (barrier, key, command, alice) =
+                (barrier.clone(), key.clone(), command.clone(), alice.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                flow.execute_once(&alice, &key, command).await
+            })
+        })
+        .collect();
+    let mut fresh = Vec::new();
+    let mut replayed = Vec::new();
+    let mut in_progress = 0;
+    for joined in join_all(calls).await {
+        let answer = joined.expect("a request panicked");
+        match (answer.replayed, answer.value) {
+            (false, Ok(Outcome::Task(task))) => fresh.push(task),
+            (true, Ok(Outcome::Task(task))) => replayed.push(task),
+            (false, Err(Error::IdempotencyInProgress)) => in_progress += 1,
+            (r, other) => panic!("unexpected answer (replayed {r}): {other:?}"),
+        }
+    }
+    assert_eq!(fresh.len(), 1, "exactly one request ran");
+    assert_eq!(fresh.len() + replayed.len() + in_progress, 20);
+    let task = fresh.pop().unwrap();
+    assert!(
+        replayed.iter().all(|t| *t == task),
+        "every replay is the task created"
+    );
+
+    // Stored: one task, one created row, one record whose outcome is that task.
+    let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
+    let (tasks, created, records): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM tasks), \
+                (SELECT count(*) FROM audit_log WHERE action = 'created'), \
+                (SELECT count(*) FROM idempotency_records)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((tasks, created, records), (1, 1, 1));
+    let (fingerprint, outcome, _) = record_row(&mut conn, "alice", "burst").await.unwrap();
+    assert_eq!(fingerprint, key.fingerprint);
+    let stored = decode(&outcome.expect("an outcome is stored")).unwrap();
+    assert_eq!(stored.unwrap(), Outcome::Task(task.clone()));
+
+    // A retry through either process is a replay of the same task, and writes nothing.
+    for flow in [&first, &second] {
+        let again = flow.execute_once(&alice, &key, command.clone()).await;
+        assert!(again.replayed);
+        assert_eq!(again.value.unwrap(), Outcome::Task(task.clone()));
+    }
+    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(tasks, 1);
+
+    conn.close().await.ok();
+    first.store().close().await.unwrap();
+    second.store().close().await.unwrap();
+}
+
+/// Reservations straight against the store, 20 at a time through two processes: of a free key,
+/// of a key whose reservation was abandoned (its request died), and of an expired key, exactly
+/// one is `Reserved` each time; the others see that fresh reservation (`InProgress`). The
+/// takeover race is set up for sure: a third session holds the abandoned row locked until the
+/// reservations queue on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_race_20_reservations_and_one_wins_each_time() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let stores = [Arc::new(db.store().await), Arc::new(db.store().await)];
+    let reserved = |answers: &[Reservation]| {
+        answers
+            .iter()
+            .filter(|a| **a == Reservation::Reserved)
+            .count()
+    };
+    let only_in_progress = |answers: &[Reservation]| {
+        answers
+            .iter()
+            .all(|a| matches!(a, Reservation::Reserved | Reservation::InProgress))
+    };
+
+    // A free key.
+    let answers = race_reservations(&stores, 20, &reservation("free", "fp", now())).await;
+    assert_eq!(reserved(&answers), 1, "{answers:?}");
+    assert!(only_in_progress(&answers), "{answers:?}");
+
+    // An abandoned reservation, ten minutes old, locked by another session while 20 takeovers
+    // line up behind it.
+    let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
+    let long_ago = now() - Duration::from_secs(600);
+    let records = stores[0].idempotency().unwrap();
+    assert_eq!(
+        records
+            .reserve(&reservation("abandoned", "fp", long_ago))
+            .await
+            .unwrap(),
+        Reservation::Reserved
+    );
+    let mut other = PgConnection::connect_with(&db.options).await.unwrap();
+    let mut holder = other.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM idempotency_records WHERE key = 'abandoned' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let racing = {
+        let stores = stores.clone();
+        tokio::spawn(async move {
+            race_reservations(&stores, 20, &reservation("abandoned", "fp", now())).await
+        })
+    };
+    wait_for_lock_wait(&db).await;
+    holder.commit().await.unwrap();
+    let answers = racing.await.unwrap();
+    assert_eq!(reserved(&answers), 1, "{answers:?}");
+    assert!(only_in_progress(&answers), "{answers:?}");
+    let (_, outcome, created_at) = record_row(&mut conn, "alice", "abandoned").await.unwrap();
+    assert_eq!(outcome, None);
+    assert!(
+        created_at > long_ago,
+        "the takeover renewed the reservation"
+    );
+
+    // An expired record of another request counts as absent.
+    let expired = Reserve {
+        expires_at: long_ago + Duration::from_secs(1),
+        ..reservation("expired", "an older request", long_ago)
+    };
+    assert_eq!(
+        records.reserve(&expired).await.unwrap(),
+        Reservation::Reserved
+    );
+    let answers = race_reservations(&stores, 20, &reservation("expired", "fp", now())).await;
+    assert_eq!(reserved(&answers), 1, "{answers:?}");
+    assert!(only_in_progress(&answers), "{answers:?}");
+    let (fingerprint, _, _) = record_row(&mut conn, "alice", "expired").await.unwrap();
+    assert_eq!(fingerprint, "fp");
+
+    other.close().await.ok();
+    conn.close().await.ok();
+    for store in stores {
+        store.close().await.unwrap();
+    }
+}
+
+/// An outcome that cannot be made from what the write wrote (here: a task outcome on a delete,
+/// which writes no task) fails the write, and its transaction is rolled back whole: the task
+/// stays, and no audit row and no record are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_that_cannot_be_rendered_rolls_the_write_back() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = db.store().await;
+    let task = insert(&store, new_task("kept", None)).await;
+    let mut deleted = audit(AuditAction::Deleted);
+    deleted.outcome = Some(OutcomeRecord {
+        caller: "root".into(),
+        key: "bad".into(),
+        fingerprint: "fp".into(),
+        expires_at: now() + Duration::from_secs(3600),
+        outcome: Rendered::Task,
+    });
+    let err = store.delete_task(task.id, 1, &deleted).await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "an outcome of a task needs the task written"
+    );
+    assert!(store.get_task(task.id).await.unwrap().is_some());
+    assert_eq!(store.task_audit(task.id).await.unwrap().len(), 1);
+    let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
+    assert_eq!(record_row(&mut conn, "root", "bad").await, None);
+    conn.close().await.ok();
+    store.close().await.unwrap();
+}
+
+/// An outcome is stored and replayed byte for byte, including a JSON `\u0000` escape (which a
+/// JSONB column would refuse) and key order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_are_replayed_byte_for_byte() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = db.store().await;
+    let records = store.idempotency().unwrap();
+    let r = reservation("exact", "fp", now());
+    assert_eq!(records.reserve(&r).await.unwrap(), Reservation::Reserved);
+    let text = r#"{"z": 1, "a":"nul \u0000 here"}"#;
+    records
+        .settle(&OutcomeRecord {
+            caller: r.caller.clone(),
+            key: r.key.clone(),
+            fingerprint: r.fingerprint.clone(),
+            expires_at: r.expires_at,
+            outcome: Rendered::Ready(text.into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        records.reserve(&r).await.unwrap(),
+        Reservation::Replay(text.into())
+    );
+    // Forgotten, the key is free again; purged, an expired one is gone.
+    records.forget("alice", "exact").await.unwrap();
+    assert_eq!(records.reserve(&r).await.unwrap(), Reservation::Reserved);
+    assert_eq!(records.purge_expired(r.expires_at).await.unwrap(), 1);
+    assert_eq!(records.purge_expired(r.expires_at).await.unwrap(), 0);
     store.close().await.unwrap();
 }
 

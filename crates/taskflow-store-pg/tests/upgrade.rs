@@ -1,8 +1,9 @@
 //! Upgrading a real taskflow 0.1.0 database in place: the fixture at
 //! `tests/fixtures/0.1.0/taskflow-0.1.0.pg.inserts.sql` (a database written by 0.1.0's own
 //! `PgStore`, dumped with `--column-inserts`) is loaded into a fresh database, then
-//! `PgStore::connect_with` applies migration 2 to it. Everything 0.1.0 wrote must read back as
-//! `expected.json` says, ids must go on where 0.1.0 left off, and the work queue must work on it.
+//! `PgStore::connect_with` applies migrations 2 and 3 to it. Everything 0.1.0 wrote must read
+//! back as `expected.json` says, ids must go on where 0.1.0 left off, and the work queue and
+//! idempotency keys must work on it.
 //!
 //! Skips (or fails under `CI=true`) without `TASKFLOW_TEST_PG_URL`.
 
@@ -13,17 +14,27 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
+use taskflow_core::idempotency::{IdempotencyKey, Idempotent};
 use taskflow_core::model::{
     ActorType, AuditAction, AuditDraft, AuditEntry, AuditFilter, Identity, NewTask, Paging,
     Priority, ReadyFilter, Task, TaskFilter, TaskStatus, Timestamp, WorkerType, now,
 };
-use taskflow_core::{Conflict, Store, TaskFlow, Written};
+use taskflow_core::{Command, Conflict, Outcome, Store, TaskFlow, Written};
 use taskflow_store_pg::PgStore;
 use taskflow_store_pg::test_support::{TEST_POOL_SIZE, TestDb};
 
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/0.1.0")
 }
+
+/// The checksum (SHA-384, hex) of migration 2 (`0002_work_queue.sql`) as it was released. A
+/// migration is never edited once released: a database that applied it records this checksum,
+/// and sqlx refuses to start on a database whose recorded checksum differs from the embedded
+/// file. (Migration 1's is in `expected.json`, as 0.1.0 recorded it.)
+const MIGRATION_2_CHECKSUM: &str = concat!(
+    "17685a3af0e643a6dd5746788a4df5917367b685ac487b3a",
+    "cb7078961f2bc71b6b36358133179d59317d19f806bdc9db"
+);
 
 fn expected() -> Value {
     let path = fixture_dir().join("expected.json");
@@ -190,7 +201,7 @@ async fn a_0_1_0_database_upgrades_in_place() {
     assert_eq!(before.audit.len(), 36);
     assert_eq!(before.task_times.len(), 14);
 
-    // Open it with this build: migration 2 is applied.
+    // Open it with this build: migrations 2 and 3 are applied.
     let pool = PgStore::default_pool_options().max_connections(TEST_POOL_SIZE);
     let store = Arc::new(
         PgStore::connect_with(db.options.clone(), pool.clone())
@@ -198,16 +209,25 @@ async fn a_0_1_0_database_upgrades_in_place() {
             .expect("open the 0.1.0 database"),
     );
 
-    // _sqlx_migrations: 1 exactly as 0.1.0 recorded it, and 2, both with the checksums of the
-    // embedded files.
+    // _sqlx_migrations: 1 exactly as 0.1.0 recorded it, then 2 and 3, all with the checksums of
+    // the embedded files; those of 1 and 2 are the ones they were released with.
     let upgraded = migrations(&mut conn).await;
     assert_eq!(
         upgraded.iter().map(|m| m.0).collect::<Vec<_>>(),
-        [1, 2],
+        [1, 2, 3],
         "{upgraded:?}"
     );
     assert_eq!(upgraded[0], old[0], "migration 1's row is untouched");
-    assert!(upgraded.iter().all(|m| m.2), "both succeeded");
+    assert!(upgraded.iter().all(|m| m.2), "all succeeded");
+    assert_eq!(
+        Some(upgraded[0].3.as_str()),
+        want_migrations[0]["checksum_hex"].as_str(),
+        "migration 1 is unchanged"
+    );
+    assert_eq!(
+        upgraded[1].3, MIGRATION_2_CHECKSUM,
+        "migration 2 is unchanged"
+    );
     for (applied, embedded) in upgraded.iter().zip(PgStore::migrator().iter()) {
         let hex: String = embedded
             .checksum
@@ -217,6 +237,8 @@ async fn a_0_1_0_database_upgrades_in_place() {
         assert_eq!((applied.0, &applied.3), (embedded.version, &hex));
     }
     assert_eq!(upgraded[1].1, "work queue");
+    assert_eq!(upgraded[2].1, "idempotency");
+    assert_eq!(PgStore::migrator().iter().count(), 3);
 
     // Every task, as 0.1.0 wrote it, with fence 0 and no lease.
     let everything = TaskFilter {
@@ -371,6 +393,38 @@ async fn a_0_1_0_database_upgrades_in_place() {
     assert_eq!(
         flow.get_task(&grace, 5).await.unwrap().status,
         TaskStatus::InProgress
+    );
+
+    // Idempotency keys work on the upgraded database: a create with a key runs once (task 17,
+    // after the 16 above), its retry is a replay of the same task, and one record is stored.
+    let command = Command::CreateTask {
+        task: NewTask::titled("Created once after the upgrade"),
+    };
+    let key =
+        Idempotent::for_command(IdempotencyKey::new("after-upgrade").unwrap(), &command).unwrap();
+    let first = flow.execute_once(&grace, &key, command.clone()).await;
+    assert!(!first.replayed);
+    let Outcome::Task(once) = first.value.unwrap() else {
+        panic!("a task")
+    };
+    assert_eq!(once.id, 17);
+    let again = flow.execute_once(&grace, &key, command).await;
+    assert!(again.replayed, "the retry is a replay");
+    assert_eq!(again.value.unwrap(), Outcome::Task(once.clone()));
+    assert_eq!(
+        flow.task_audit(&grace, once.id).await.unwrap().len(),
+        1,
+        "one created row"
+    );
+    assert_eq!(store.list_tasks(&everything).await.unwrap().total, 16);
+    let records: Vec<(String, String, bool)> =
+        sqlx::query_as("SELECT caller, key, outcome IS NOT NULL FROM public.idempotency_records")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        records,
+        [("grace".to_owned(), "after-upgrade".to_owned(), true)]
     );
 
     // Connecting again applies nothing.
