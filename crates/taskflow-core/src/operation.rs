@@ -256,6 +256,7 @@ impl TaskFlow {
             key: idempotent.key.as_str().to_owned(),
             fingerprint: idempotent.fingerprint.clone(),
             expires_at: at + ttl,
+            stored: Default::default(),
         };
         let reserve = Reserve {
             caller: rec.caller.clone(),
@@ -284,6 +285,8 @@ impl TaskFlow {
         };
         match result {
             Err(err) if !err.is_recorded() => store.forget(&rec.caller, &rec.key).await,
+            // The change stored this very outcome with itself.
+            Ok(_) if rec.is_stored() => Ok(()),
             recorded => {
                 let encoded = encode(recorded)?;
                 store.settle(&rec.record(Rendered::Ready(encoded))).await

@@ -14,7 +14,7 @@ use crate::model::{
     now,
 };
 use crate::operation::Outcome;
-use crate::service::{MAX_ATTEMPTS, Recording, TaskFlow, refusal, view};
+use crate::service::{MAX_ATTEMPTS, Recording, TaskFlow, refusal, stored, view};
 use crate::store::{Claim, Conflict, DependencyWrite, EdgeChange, LeaseWrite, Written};
 use crate::validate;
 
@@ -106,16 +106,21 @@ impl TaskFlow {
                 _ => {}
             }
             expect.version.check(&task)?;
-            let outcome = match rec {
-                None => None,
+            // With a recording, the answer is the view stored with the change (so that a replay
+            // gives the same); without, the view read back after it.
+            let (outcome, answer) = match rec {
+                None => (None, None),
                 Some(r) => {
                     let after = match change {
-                        EdgeChange::Add { .. } => {
-                            Outcome::Dependencies(self.view_with(id, &deps, depends_on).await?)
-                        }
+                        EdgeChange::Add { .. } => self.view_with(id, &deps, depends_on).await?,
+                        EdgeChange::Remove { .. } => DependencyView::default(),
+                    };
+                    let recorded = match change {
+                        EdgeChange::Add { .. } => Outcome::Dependencies(after.clone()),
                         EdgeChange::Remove { .. } => Outcome::Deleted,
                     };
-                    Some(r.record(Rendered::Ready(encode(&Ok(after))?)))
+                    let outcome = r.record(Rendered::Ready(encode(&Ok(recorded))?));
+                    (Some(outcome), Some(after))
                 }
             };
             let at = now();
@@ -138,7 +143,13 @@ impl TaskFlow {
                 change,
             };
             match queue.write_dependency(&write).await? {
-                Written::Done(()) => return Ok(view(id, &queue.dependencies(id).await?)),
+                Written::Done(()) => {
+                    stored(rec);
+                    return match answer {
+                        Some(view) => Ok(view),
+                        None => Ok(view(id, &queue.dependencies(id).await?)),
+                    };
+                }
                 // A concurrent writer added the same edge first: no change after all.
                 Written::Refused(Conflict::DependencyExists { .. }) => {
                     return Ok(view(id, &queue.dependencies(id).await?));
@@ -213,7 +224,11 @@ impl TaskFlow {
                 Ok(transition)
             }),
         };
-        queue.claim_next(&claim).await
+        let claimed = queue.claim_next(&claim).await?;
+        if claimed.is_some() {
+            stored(rec);
+        }
+        Ok(claimed)
     }
 
     /// Extends the caller's lease on task `id` to now + `lease_seconds` (default: the length it

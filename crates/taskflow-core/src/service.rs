@@ -48,9 +48,23 @@ pub(crate) struct Recording {
     pub(crate) key: String,
     pub(crate) fingerprint: String,
     pub(crate) expires_at: Timestamp,
+    /// Set once a change stored the outcome with itself: nothing is left to store after.
+    pub(crate) stored: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Notes that the change `rec` rode on was written, and with it the outcome.
+pub(crate) fn stored(rec: Option<&Recording>) {
+    if let Some(rec) = rec {
+        rec.stored.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Recording {
+    /// Whether a change already stored the outcome.
+    pub(crate) fn is_stored(&self) -> bool {
+        self.stored.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The record of this request's outcome.
     pub(crate) fn record(&self, outcome: Rendered) -> OutcomeRecord {
         OutcomeRecord {
@@ -126,7 +140,10 @@ impl TaskFlow {
         let Creation { task, mut audit } = lifecycle::create(new, &actor, now())?;
         audit.outcome = rec.map(|r| r.record(Rendered::Task));
         match self.store.insert_task(&task, &audit).await? {
-            Written::Done(task) => Ok(task),
+            Written::Done(task) => {
+                stored(rec);
+                Ok(task)
+            }
             Written::Stale => Err(Error::backend("the store answered Stale to an insert")),
             Written::Refused(conflict) => Err(refusal(conflict)),
         }
@@ -322,7 +339,10 @@ impl TaskFlow {
             audit.outcome = outcome.clone();
             precondition.check(&task)?;
             match self.store.delete_task(id, task.version, &audit).await? {
-                Written::Done(()) => return Ok(()),
+                Written::Done(()) => {
+                    stored(rec);
+                    return Ok(());
+                }
                 Written::Stale => continue,
                 Written::Refused(conflict) => return Err(refusal(conflict)),
             }
@@ -437,7 +457,10 @@ impl TaskFlow {
                 audit,
             };
             match self.store.update_task(&write).await? {
-                Written::Done(()) => return Ok(write.task),
+                Written::Done(()) => {
+                    stored(rec);
+                    return Ok(write.task);
+                }
                 Written::Stale => continue,
                 Written::Refused(conflict) => return Err(refusal(conflict)),
             }
