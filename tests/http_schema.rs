@@ -142,6 +142,65 @@ impl Spec {
         body
     }
 
+    /// Checks a `200` event stream of `method template`: its content type is the documented
+    /// one, and the `data:` of each of its first `count` events matches the documented item
+    /// schema.
+    async fn check_stream(
+        &self,
+        method: &Method,
+        template: &str,
+        mut resp: reqwest::Response,
+        count: usize,
+    ) {
+        let status = resp.status().as_u16();
+        assert_eq!(status, 200, "{method} {template}");
+        let op = &self.doc["paths"][template][method.as_str().to_ascii_lowercase()];
+        let (media, media_type) = op["responses"]["200"]["content"]
+            .as_object()
+            .and_then(|c| c.iter().next())
+            .unwrap_or_else(|| panic!("{method} {template}: no documented 200 content"));
+        assert_eq!(media, "text/event-stream");
+        let got = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(
+            got.starts_with(media.as_str()),
+            "{method} {template}: {got}"
+        );
+        let mut schema = to_json_schema(&media_type["schema"]["items"]);
+        schema["components"] = self.components.clone();
+        let validator = jsonschema::validator_for(&schema)
+            .unwrap_or_else(|e| panic!("{method} {template}: bad item schema: {e}"));
+        let mut text = String::new();
+        let mut seen = 0;
+        while seen < count {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), resp.chunk())
+                .await
+                .expect("an event within 10 s")
+                .unwrap()
+                .expect("the stream stays open");
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = text.find("\n\n") {
+                let frame: String = text.drain(..end + 2).collect();
+                let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                    continue;
+                };
+                let body: Value = serde_json::from_str(data).unwrap();
+                let errors: Vec<String> = validator
+                    .iter_errors(&body)
+                    .map(|e| format!("{} at {}", e, e.instance_path()))
+                    .collect();
+                assert!(
+                    errors.is_empty(),
+                    "{method} {template}: an event does not match the documented schema: \
+                     {errors:#?}\nevent: {body}"
+                );
+                seen += 1;
+            }
+        }
+        self.checked
+            .borrow_mut()
+            .insert((method.to_string(), template.to_owned(), status));
+    }
+
     /// Every documented operation, as `(METHOD, template)`.
     fn operations(&self) -> Vec<(String, String)> {
         let mut ops = Vec::new();
@@ -512,6 +571,23 @@ async fn scenario(s: &TestServer) {
     ] {
         let r = send(req).await;
         sp.check(&Method::DELETE, "/api/tasks/{id}", r).await;
+    }
+
+    // The live events: the whole trail so far (a deleted task comes as null), and refusals.
+    let rows = send(alice(Method::GET, "/api/audit?limit=1")).await;
+    let rows: usize = rows.headers()["x-total-count"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let r = send(alice(Method::GET, "/api/events")).await;
+    sp.check_stream(&Method::GET, "/api/events", r, rows).await;
+    for req in [
+        alice(Method::GET, "/api/events?after=-1"),
+        s.http.get(s.url("/api/events")),
+    ] {
+        let r = send(req).await;
+        sp.check(&Method::GET, "/api/events", r).await;
     }
 
     // Every documented operation was called at least once.

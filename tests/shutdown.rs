@@ -1,5 +1,6 @@
-//! `serve` stops gracefully on SIGTERM: it returns `Ok`, stops listening, and closes the store
-//! (SQLite checkpoints and removes its WAL file when the last connection closes).
+//! `serve` stops gracefully on SIGTERM: it ends open event streams at once (rather than wait
+//! out the grace period for them), returns `Ok`, stops listening, and closes the store (SQLite
+//! checkpoints and removes its WAL file when the last connection closes).
 //!
 //! A test binary of its own, because the signal goes to the whole process.
 
@@ -19,8 +20,12 @@ async fn sigterm_stops_the_server_and_closes_the_store() {
         .unwrap()
         .port();
     let url = format!("sqlite://{}", db.display());
+    let keys = taskflow_auth::test_support::TestKeys::generate();
+    let jwks = taskflow_auth::test_support::JwksServer::start(keys.jwks()).await;
+    let auth_server = jwks.base_url();
     let config = Config::from_lookup(|name| match name {
         "DATABASE_URL" => Some(url.clone()),
+        "AUTH_SERVER_URL" => Some(auth_server.clone()),
         "PORT" => Some(port.to_string()),
         "LOG_LEVEL" => Some("warn".to_owned()),
         _ => None,
@@ -49,6 +54,17 @@ async fn sigterm_stops_the_server_and_closes_the_store() {
         "a live WAL database has a -wal file"
     );
 
+    // A subscriber with its stream open: the server must not wait for it to leave.
+    let token = keys.mint(taskflow_auth::Algorithm::EdDSA, &jwks.claims("watcher"));
+    let mut events = http
+        .get(format!("{base}/api/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+
+    let signalled = std::time::Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &std::process::id().to_string()])
         .status()
@@ -56,11 +72,26 @@ async fn sigterm_stops_the_server_and_closes_the_store() {
     assert!(status.success());
     guard.recv().await;
 
+    // The stream ends cleanly (no more chunks) instead of being cut at the grace period.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), events.chunk()).await {
+            Ok(Ok(Some(_comment))) => continue,
+            Ok(Ok(None)) => break,
+            Ok(Err(err)) => panic!("the event stream broke instead of ending: {err}"),
+            Err(_) => panic!("the event stream was still open 60 s after SIGTERM"),
+        }
+    }
     let result = tokio::time::timeout(Duration::from_secs(60), server)
         .await
         .expect("serve returned after SIGTERM")
         .expect("serve did not panic");
     assert!(result.is_ok(), "{result:?}");
+    let took = signalled.elapsed();
+    // The grace period for in-flight requests is 30 s; an event stream must not use it up.
+    assert!(
+        took < Duration::from_secs(20),
+        "shutdown with an open event stream took {took:?}"
+    );
     assert!(
         http.get(format!("{base}/health")).send().await.is_err(),
         "nothing listens any more"

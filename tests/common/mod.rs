@@ -12,6 +12,7 @@ use taskflow::SqliteStore;
 use taskflow_auth::test_support::{JwksServer, TestKeys};
 use taskflow_auth::{Algorithm, JwksVerifierBuilder, Verifier};
 use taskflow_core::{DynStore, TaskFlow};
+use taskflow_poem::AppOptions;
 use taskflow_store_pg::test_support::TestDb;
 
 /// A running server and what it takes to call it.
@@ -65,7 +66,16 @@ impl TestServer {
     /// Starts a server on `store`, keeping `guard` (a temp dir, a test database) alive as long
     /// as the server.
     pub async fn start_with(store: DynStore, guard: Box<dyn Any + Send + Sync>) -> Self {
-        Self::start_tuned(store, guard, |builder| builder).await
+        Self::start_tuned(store, guard, |builder| builder, AppOptions::default()).await
+    }
+
+    /// [`TestServer::start_with`] with app options (the events keep-alive, say).
+    pub async fn start_with_options(
+        store: DynStore,
+        guard: Box<dyn Any + Send + Sync>,
+        options: AppOptions,
+    ) -> Self {
+        Self::start_tuned(store, guard, |builder| builder, options).await
     }
 
     /// Starts a server on a fresh SQLite file whose JWKS verifier is built with `tune` applied
@@ -77,24 +87,25 @@ impl TestServer {
         let store = SqliteStore::open(dir.path().join("http.db"))
             .await
             .expect("open store");
-        Self::start_tuned(Arc::new(store), Box::new(dir), tune).await
+        Self::start_tuned(Arc::new(store), Box::new(dir), tune, AppOptions::default()).await
     }
 
     async fn start_tuned(
         store: DynStore,
         guard: Box<dyn Any + Send + Sync>,
         tune: impl FnOnce(JwksVerifierBuilder) -> JwksVerifierBuilder,
+        options: AppOptions,
     ) -> Self {
         let keys = TestKeys::generate();
         let jwks = JwksServer::start(keys.jwks()).await;
         let verifier: Arc<dyn Verifier> =
             Arc::new(tune(jwks.verifier_builder()).build().expect("verifier"));
         let flow = TaskFlow::new(store);
-        let app = taskflow_poem::app(
-            flow.clone(),
-            verifier,
-            &["http://localhost:3000".to_owned()],
-        );
+        let options = AppOptions {
+            allowed_origins: vec!["http://localhost:3000".to_owned()],
+            ..options
+        };
+        let app = taskflow_poem::app_with(flow.clone(), verifier, &options);
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
             .await

@@ -46,6 +46,12 @@ pub mod defaults {
     pub const MAX_BODY_BYTES: usize = 256 * 1024;
 }
 
+/// Counter of JWKS fetch attempts, through the `metrics` facade (a no-op unless the
+/// application installs a recorder, as the REST server does with `METRICS=1`).
+const FETCHES_METRIC: &str = "taskflow_jwks_fetches_total";
+/// Counter of JWKS fetch attempts that failed.
+const FETCH_FAILURES_METRIC: &str = "taskflow_jwks_fetch_failures_total";
+
 /// A background refresh starts once this fraction of the key set's lifetime has passed.
 const REFRESH_AT_FRACTION: f64 = 0.8;
 
@@ -611,6 +617,10 @@ impl Inner {
     }
 
     fn apply(&self, result: Result<(KeyIndex, Duration), String>) {
+        metrics::counter!(FETCHES_METRIC).increment(1);
+        if result.is_err() {
+            metrics::counter!(FETCH_FAILURES_METRIC).increment(1);
+        }
         match result {
             Ok((index, ttl)) => {
                 let now = Instant::now();

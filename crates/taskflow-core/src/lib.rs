@@ -16,6 +16,7 @@
 //!   (`Arc<dyn Store>`): compare-and-set writes that name the version they expect
 //!   ([`TaskWrite`], [`Written`]), and rules that span rows checked inside the write
 //!   ([`Invariant`]);
+//! - [`events`]: the audit trail as a live, lossless feed ([`TaskFlow::subscribe`]);
 //! - [`Error`]: one error enum whose variants carry data (`InvalidTransition { action, from }`,
 //!   `NotFound { kind, id }`, …) and whose `Display` is the API's message.
 //!
@@ -58,6 +59,7 @@
 //! ```
 
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod lifecycle;
 #[cfg(feature = "memory")]

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
+use crate::events::FeedFilter;
 use crate::idempotency::{OutcomeRecord, Reservation, Reserve};
 use crate::lifecycle::ReadyRule;
 use crate::model::{
@@ -314,6 +315,37 @@ impl Store for MemoryStore {
             s.audit
                 .iter()
                 .filter(|a| a.task_id == task_id)
+                .cloned()
+                .collect()
+        })
+    }
+
+    async fn audit_horizon(&self) -> Result<i64> {
+        // One lock orders every write: a row is visible once its id is assigned.
+        self.with(|s| s.last_audit_id)
+    }
+
+    async fn audit_after(
+        &self,
+        after: i64,
+        upto: i64,
+        filter: &FeedFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        self.with(|s| {
+            // Ids ascend along the vector.
+            let start = s.audit.partition_point(|a| a.id <= after);
+            s.audit[start..]
+                .iter()
+                .take_while(|a| a.id <= upto)
+                .filter(|a| filter.task_id.is_none_or(|id| a.task_id == id))
+                .filter(|a| {
+                    filter
+                        .project
+                        .as_ref()
+                        .is_none_or(|p| a.project_slug.as_ref() == Some(p))
+                })
+                .take(limit as usize)
                 .cloned()
                 .collect()
         })

@@ -145,6 +145,7 @@ impl TaskFlow {
             match queue.write_dependency(&write).await? {
                 Written::Done(()) => {
                     stored(rec);
+                    self.committed();
                     return match answer {
                         Some(view) => Ok(view),
                         None => Ok(view(id, &queue.dependencies(id).await?)),
@@ -227,6 +228,7 @@ impl TaskFlow {
         let claimed = queue.claim_next(&claim).await?;
         if claimed.is_some() {
             stored(rec);
+            self.committed();
         }
         Ok(claimed)
     }
@@ -295,6 +297,7 @@ impl TaskFlow {
                 // lease meanwhile (the write names the lease it saw).
                 if let Written::Done(()) = self.store.update_task(&write).await? {
                     reclaimed += 1;
+                    self.committed();
                     progressed = true;
                 }
             }

@@ -38,6 +38,8 @@ pub struct TaskFlow {
     pub(crate) store: DynStore,
     pub(crate) default_lease_seconds: i64,
     pub(crate) idempotency_ttl: std::time::Duration,
+    /// The live feed's follower, shared by clones ([`crate::events`]).
+    pub(crate) feed: std::sync::Arc<crate::events::Feed>,
 }
 
 /// The idempotency of the request a write belongs to, threaded through the write so that the
@@ -91,6 +93,7 @@ impl TaskFlow {
             store,
             default_lease_seconds: DEFAULT_LEASE_SECONDS,
             idempotency_ttl: crate::idempotency::DEFAULT_TTL,
+            feed: std::sync::Arc::new(crate::events::Feed::new(crate::events::DEFAULT_POLL)),
         }
     }
 
@@ -142,6 +145,7 @@ impl TaskFlow {
         match self.store.insert_task(&task, &audit).await? {
             Written::Done(task) => {
                 stored(rec);
+                self.committed();
                 Ok(task)
             }
             Written::Stale => Err(Error::backend("the store answered Stale to an insert")),
@@ -341,6 +345,7 @@ impl TaskFlow {
             match self.store.delete_task(id, task.version, &audit).await? {
                 Written::Done(()) => {
                     stored(rec);
+                    self.committed();
                     return Ok(());
                 }
                 Written::Stale => continue,
@@ -459,6 +464,7 @@ impl TaskFlow {
             match self.store.update_task(&write).await? {
                 Written::Done(()) => {
                     stored(rec);
+                    self.committed();
                     return Ok(write.task);
                 }
                 Written::Stale => continue,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::events::FeedFilter;
 use crate::idempotency::{OutcomeRecord, Reservation, Reserve};
 use crate::lifecycle::{ReadyRule, Transition};
 use crate::model::{
@@ -30,7 +31,9 @@ pub type DynStore = Arc<dyn Store>;
 /// - a task's `parent_id` always names a stored task ([`Conflict::ParentMissing`] otherwise);
 /// - ids (of tasks and audit rows) are assigned by the store and never reused;
 /// - listings are ordered by id, and their totals ignore the paging;
-/// - audit rows outlive their task.
+/// - audit rows outlive their task;
+/// - the audit trail has a committed prefix ([`Store::audit_horizon`]) that live feeds read up
+///   to, so that a feed never skips a row that commits late.
 ///
 /// Backends keep a richer private error type and convert it to [`crate::Error`]:
 /// [`crate::Error::Unavailable`] when the database cannot be reached, otherwise
@@ -75,6 +78,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every audit row of one task, oldest first; empty for a task that never existed.
     async fn task_audit(&self, task_id: i64) -> Result<Vec<AuditEntry>>;
+
+    /// The audit trail's committed prefix: an id such that every audit row with an id up to it
+    /// has committed, or never will (its transaction rolled back), so that no row can appear
+    /// at or below it later; `0` when there is none. It never goes down. A store whose rows
+    /// can commit out of id order (Postgres) must wait for the writes in flight to finish
+    /// before answering ([`crate::events`]).
+    async fn audit_horizon(&self) -> Result<i64>;
+
+    /// Audit rows with `after < id <= upto` that match `filter`, oldest first, at most
+    /// `limit`. Called with an `upto` no higher than [`audit_horizon`](Store::audit_horizon)
+    /// answered, so the answer is final.
+    async fn audit_after(
+        &self,
+        after: i64,
+        upto: i64,
+        filter: &FeedFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>>;
 
     /// Inserts or replaces a worker. On replace, the stored `created_at` is kept and every other
     /// field is taken from `worker`. Returns the worker as stored.

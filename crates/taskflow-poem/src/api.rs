@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::idempotency::RequestFingerprint;
 
 #[derive(Tags)]
-enum Tag {
+pub(crate) enum Tag {
     /// Tasks and their lifecycle.
     Tasks,
     /// The agent work queue: dependencies, the ready queue, claim-next, leases.

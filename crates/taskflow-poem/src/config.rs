@@ -1,12 +1,14 @@
 //! Server configuration from the environment.
 //!
 //! Three parts, each read where it belongs: [`ServerConfig`] (`HOST`, `PORT`,
-//! `ALLOWED_ORIGINS`, `LOG_LEVEL`) here, [`AuthConfig`] (`JWKS_URL`, `AUTH_SERVER_URL`,
+//! `ALLOWED_ORIGINS`, `LOG_LEVEL`, the lease and idempotency settings, the connection limits and
+//! `/metrics`) here, [`AuthConfig`] (`JWKS_URL`, `AUTH_SERVER_URL`,
 //! `JWT_ISSUER`, `JWT_AUDIENCE`) in `taskflow-auth`, and `DATABASE_URL`, which names the store
 //! that the caller opens (`taskflow::open` in the facade crate) and hands to
 //! [`crate::serve`]. [`Config`] reads all three at once.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 pub use taskflow_auth::{AuthConfig, EnvError};
 
@@ -30,6 +32,45 @@ pub struct ServerConfig {
     /// `IDEMPOTENCY_TTL_SECONDS` (default 86400, at least 1): how long the answer to a request
     /// with an `Idempotency-Key` is kept for replays.
     pub idempotency_ttl_seconds: u64,
+    /// `EVENTS_POLL_MS` (default 250, at least 10): how often the event feed looks for changes
+    /// made by other server processes on the same database.
+    pub events_poll_ms: u64,
+    /// `EVENTS_KEEPALIVE_SECONDS` (default 15, at least 1): how often an idle `/api/events`
+    /// stream sends a comment line.
+    pub events_keepalive_seconds: u64,
+    /// `HEADER_READ_TIMEOUT_SECONDS` (default 10, at least 1): a connection whose request
+    /// headers are not complete this long after it opened (or, on a kept-alive connection,
+    /// after the first byte of its next request) is closed. See [`crate::limits`].
+    pub header_read_timeout: Duration,
+    /// `IDLE_TIMEOUT_SECONDS` (default 60, at least 1): a connection with no traffic either way
+    /// for this long is closed once its response in flight, if any, is done.
+    pub idle_timeout: Duration,
+    /// `MAX_CONNECTIONS` (default 1024, at least 1): open connections at most. Over it, new
+    /// connections wait in the listen backlog until one closes (they are not refused).
+    pub max_connections: usize,
+    /// `METRICS`, `METRICS_PORT`, `METRICS_HOST`: where `GET /metrics` is served, if anywhere.
+    pub metrics: MetricsConfig,
+}
+
+/// Where `GET /metrics` (Prometheus text format, no auth) is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MetricsConfig {
+    /// Not served, and nothing is recorded (the default).
+    #[default]
+    Off,
+    /// `METRICS=1`: on the main listener, next to the API.
+    MainListener,
+    /// `METRICS_PORT` (with `METRICS_HOST`, default `127.0.0.1`): on a listener of its own,
+    /// and not on the main one.
+    Separate(SocketAddr),
+}
+
+impl MetricsConfig {
+    /// Whether `/metrics` is served at all.
+    pub fn enabled(&self) -> bool {
+        !matches!(self, MetricsConfig::Off)
+    }
 }
 
 /// Everything the ready-made server reads from its environment.
@@ -106,24 +147,25 @@ impl ServerConfig {
                     )
                 })?,
         };
-        let lease_sweep_seconds = match get("LEASE_SWEEP_SECONDS") {
-            None => 5,
-            Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+        let at_least = |name: &'static str, default: u64, min: u64, unit: &str| match get(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().ok().filter(|n| *n >= min).ok_or_else(|| {
                 EnvError::new(
-                    "LEASE_SWEEP_SECONDS",
-                    format!("must be a whole number of seconds, at least 1, got '{v}'"),
+                    name,
+                    format!("must be a whole number of {unit}, at least {min}, got '{v}'"),
                 )
-            })?,
+            }),
         };
-        let idempotency_ttl_seconds = match get("IDEMPOTENCY_TTL_SECONDS") {
-            None => 86_400,
-            Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                EnvError::new(
-                    "IDEMPOTENCY_TTL_SECONDS",
-                    format!("must be a whole number of seconds, at least 1, got '{v}'"),
-                )
-            })?,
-        };
+        let lease_sweep_seconds = at_least("LEASE_SWEEP_SECONDS", 5, 1, "seconds")?;
+        let idempotency_ttl_seconds = at_least("IDEMPOTENCY_TTL_SECONDS", 86_400, 1, "seconds")?;
+        let events_poll_ms = at_least("EVENTS_POLL_MS", 250, 10, "milliseconds")?;
+        let events_keepalive_seconds = at_least("EVENTS_KEEPALIVE_SECONDS", 15, 1, "seconds")?;
+        let header_read_timeout =
+            Duration::from_secs(at_least("HEADER_READ_TIMEOUT_SECONDS", 10, 1, "seconds")?);
+        let idle_timeout = Duration::from_secs(at_least("IDLE_TIMEOUT_SECONDS", 60, 1, "seconds")?);
+        let max_connections = usize::try_from(at_least("MAX_CONNECTIONS", 1024, 1, "connections")?)
+            .map_err(|_| EnvError::new("MAX_CONNECTIONS", "is too large for this machine"))?;
+        let metrics = metrics_config(&get)?;
         Ok(ServerConfig {
             allowed_origins,
             host,
@@ -132,8 +174,56 @@ impl ServerConfig {
             lease_seconds,
             lease_sweep_seconds,
             idempotency_ttl_seconds,
+            events_poll_ms,
+            events_keepalive_seconds,
+            header_read_timeout,
+            idle_timeout,
+            max_connections,
+            metrics,
         })
     }
+}
+
+/// `METRICS` (a switch), `METRICS_PORT` and `METRICS_HOST`. A port alone turns metrics on, on a
+/// listener of its own; `METRICS=0` turns them off even with a port.
+fn metrics_config(get: &impl Fn(&str) -> Option<String>) -> Result<MetricsConfig, EnvError> {
+    let switch = match get("METRICS") {
+        None => None,
+        Some(v) => Some(match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => {
+                return Err(EnvError::new(
+                    "METRICS",
+                    format!("must be 1 or 0 (true/false, yes/no, on/off), got '{v}'"),
+                ));
+            }
+        }),
+    };
+    let port: Option<u16> = match get("METRICS_PORT") {
+        None => None,
+        Some(p) => Some(p.trim().parse().map_err(|_| {
+            EnvError::new(
+                "METRICS_PORT",
+                format!("must be a port number 0..=65535, got '{p}'"),
+            )
+        })?),
+    };
+    let host = match get("METRICS_HOST") {
+        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Some(h) if h.trim() == "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Some(h) => h.trim().parse().map_err(|_| {
+            EnvError::new(
+                "METRICS_HOST",
+                format!("must be an IP address such as 127.0.0.1 or 0.0.0.0, got '{h}'"),
+            )
+        })?,
+    };
+    Ok(match (switch, port) {
+        (Some(false), _) | (None, None) => MetricsConfig::Off,
+        (_, Some(port)) => MetricsConfig::Separate(SocketAddr::new(host, port)),
+        (Some(true), None) => MetricsConfig::MainListener,
+    })
 }
 
 impl Config {
@@ -196,6 +286,44 @@ mod tests {
         assert_eq!(c.server.lease_seconds, 1800);
         assert_eq!(c.server.lease_sweep_seconds, 5);
         assert_eq!(c.server.idempotency_ttl_seconds, 86_400);
+        assert_eq!(c.server.events_poll_ms, 250);
+        assert_eq!(c.server.events_keepalive_seconds, 15);
+        assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.server.max_connections, 1024);
+        assert_eq!(c.server.metrics, MetricsConfig::Off);
+    }
+
+    #[test]
+    fn limits_and_metrics() {
+        let c = config(&[
+            ("HEADER_READ_TIMEOUT_SECONDS", "3"),
+            ("IDLE_TIMEOUT_SECONDS", "7"),
+            ("MAX_CONNECTIONS", "5"),
+            ("METRICS", "1"),
+        ])
+        .unwrap();
+        assert_eq!(c.server.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(c.server.idle_timeout, Duration::from_secs(7));
+        assert_eq!(c.server.max_connections, 5);
+        assert_eq!(c.server.metrics, MetricsConfig::MainListener);
+        let port = |vars: &[(&str, &str)]| config(vars).unwrap().server.metrics;
+        assert_eq!(
+            port(&[("METRICS_PORT", "9464")]),
+            MetricsConfig::Separate("127.0.0.1:9464".parse().unwrap())
+        );
+        assert_eq!(
+            port(&[
+                ("METRICS", "yes"),
+                ("METRICS_PORT", "9464"),
+                ("METRICS_HOST", "0.0.0.0")
+            ]),
+            MetricsConfig::Separate("0.0.0.0:9464".parse().unwrap())
+        );
+        assert_eq!(
+            port(&[("METRICS", "0"), ("METRICS_PORT", "9464")]),
+            MetricsConfig::Off
+        );
     }
 
     #[test]
@@ -214,6 +342,21 @@ mod tests {
             (
                 vec![("IDEMPOTENCY_TTL_SECONDS", "-1")],
                 "IDEMPOTENCY_TTL_SECONDS",
+            ),
+            (
+                vec![("HEADER_READ_TIMEOUT_SECONDS", "0")],
+                "HEADER_READ_TIMEOUT_SECONDS",
+            ),
+            (
+                vec![("IDLE_TIMEOUT_SECONDS", "soon")],
+                "IDLE_TIMEOUT_SECONDS",
+            ),
+            (vec![("MAX_CONNECTIONS", "-3")], "MAX_CONNECTIONS"),
+            (vec![("METRICS", "maybe")], "METRICS"),
+            (vec![("METRICS_PORT", "http")], "METRICS_PORT"),
+            (
+                vec![("METRICS_PORT", "9464"), ("METRICS_HOST", "my host")],
+                "METRICS_HOST",
             ),
         ] {
             let err = config(&vars).unwrap_err();

@@ -390,3 +390,63 @@ pub struct ClaimDto {
     #[serde(default)]
     pub lease_seconds: Option<i64>,
 }
+
+/// An object field that is always sent, as the object or as `null`. Documented as
+/// `{"allOf": [{"$ref": …}], "nullable": true}`, the one shape that client generators turn
+/// into `T | None` on OpenAPI 3.0: a plain `Option` field marked nullable is documented with an
+/// extra inline `allOf` member, and generators then copy the object under a new name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NullableObject<T>(pub Option<T>);
+
+impl<T: poem_openapi::types::Type> poem_openapi::types::Type for NullableObject<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("nullable_{}", T::name()).into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(
+            poem_openapi::registry::MetaSchema {
+                all_of: vec![T::schema_ref()],
+                nullable: true,
+                ..poem_openapi::registry::MetaSchema::ANY
+            },
+        ))
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref().and_then(|v| v.as_raw_value())
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match &self.0 {
+            Some(v) => v.raw_element_iter(),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl<T: poem_openapi::types::ToJSON> poem_openapi::types::ToJSON for NullableObject<T> {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        self.0.to_json()
+    }
+}
+
+impl<T: poem_openapi::types::ParseFromJSON> poem_openapi::types::ParseFromJSON
+    for NullableObject<T>
+{
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        Option::<T>::parse_from_json(value)
+            .map(NullableObject)
+            .map_err(poem_openapi::types::ParseError::propagate)
+    }
+}

@@ -12,6 +12,9 @@
 //!   `{"error": "…", "status_code": n}`.
 //! - [`body`]: JSON bodies whose errors name the field, and the 64 KiB limit.
 //! - [`config`]: configuration from the environment, [`Config::from_env`].
+//! - [`events`]: `GET /api/events`, the audit trail as Server-Sent Events.
+//! - [`limits`]: the header-read timeout, the idle timeout and the connection cap.
+//! - [`metrics`]: `GET /metrics` in the Prometheus text format, off unless asked for.
 //!
 //! # Example
 //!
@@ -49,11 +52,16 @@ pub mod body;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod idempotency;
+pub mod limits;
+pub mod metrics;
 mod server;
 mod wire;
 
-pub use config::{AuthConfig, Config, DEFAULT_DATABASE_URL, EnvError, ServerConfig};
+pub use config::{AuthConfig, Config, DEFAULT_DATABASE_URL, EnvError, MetricsConfig, ServerConfig};
 pub use error::{ApiError, ErrorBody};
 pub use server::McpJson;
-pub use server::{ServeError, VERSION, app, init_logging, openapi_json, serve};
+pub use server::{
+    AppOptions, ServeError, VERSION, app, app_with, init_logging, openapi_json, serve,
+};

@@ -11,11 +11,13 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::OpenApiService;
 use taskflow_auth::Verifier;
 use taskflow_core::{DynStore, TaskFlow};
+use tokio::sync::watch;
 
 use crate::api::Api;
 use crate::body::BodyLimit;
-use crate::config::{AuthConfig, Config, EnvError, ServerConfig};
+use crate::config::{AuthConfig, Config, EnvError, MetricsConfig, ServerConfig};
 use crate::error::to_response;
+use crate::events::{DEFAULT_KEEP_ALIVE, EventsApi};
 use crate::idempotency::Fingerprints;
 
 pub use mcp::McpJson;
@@ -39,6 +41,9 @@ pub enum ServeError {
     /// The token verifier could not be built.
     #[error("auth: {0}")]
     Auth(#[from] taskflow_auth::ConfigError),
+    /// Metrics are on but their recorder could not be installed.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// Binding or serving failed.
     #[error("cannot listen on {addr}: {source}")]
     Io {
@@ -50,8 +55,8 @@ pub enum ServeError {
     },
 }
 
-fn openapi(flow: TaskFlow) -> OpenApiService<Api, ()> {
-    OpenApiService::new(Api::new(flow), "taskflow", VERSION).description(
+fn openapi(flow: TaskFlow, events: EventsApi) -> OpenApiService<(Api, EventsApi), ()> {
+    OpenApiService::new((Api::new(flow), events), "taskflow", VERSION).description(
         "Task management shared by humans and AI agents: one lifecycle, one audit trail. \
          Every `/api` call needs `Authorization: Bearer <jwt>`: click **Authorize** and paste a \
          token. Errors are `{\"error\": \"…\", \"status_code\": n}`.",
@@ -60,7 +65,27 @@ fn openapi(flow: TaskFlow) -> OpenApiService<Api, ()> {
 
 /// The OpenAPI document the server serves at `/openapi.json`, as pretty JSON.
 pub fn openapi_json(flow: TaskFlow) -> String {
-    openapi(flow).spec()
+    let events = EventsApi::new(flow.clone(), DEFAULT_KEEP_ALIVE, None);
+    openapi(flow, events).spec()
+}
+
+/// What an app is built with besides its service and its token verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppOptions {
+    /// The origins CORS allows, with credentials (the server's `ALLOWED_ORIGINS`).
+    pub allowed_origins: Vec<String>,
+    /// How often an idle `/api/events` stream sends a comment line (the server's
+    /// `EVENTS_KEEPALIVE_SECONDS`; default 15 s).
+    pub events_keep_alive: Duration,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            allowed_origins: Vec::new(),
+            events_keep_alive: DEFAULT_KEEP_ALIVE,
+        }
+    }
 }
 
 /// The whole HTTP app: the API, `/openapi.json`, Swagger UI at `/docs`, the MCP tools at `/mcp`,
@@ -71,19 +96,36 @@ pub fn app(
     verifier: Arc<dyn Verifier>,
     allowed_origins: &[String],
 ) -> BoxEndpoint<'static> {
-    let loopback = std::net::Ipv4Addr::LOCALHOST.into();
-    app_on(loopback, flow, verifier, allowed_origins)
+    let options = AppOptions {
+        allowed_origins: allowed_origins.to_vec(),
+        ..AppOptions::default()
+    };
+    app_with(flow, verifier, &options)
 }
 
-/// [`app`] for a server listening on `host`, which decides the `Host` names `/mcp` accepts.
+/// [`app`] with every option.
+pub fn app_with(
+    flow: TaskFlow,
+    verifier: Arc<dyn Verifier>,
+    options: &AppOptions,
+) -> BoxEndpoint<'static> {
+    let loopback = std::net::Ipv4Addr::LOCALHOST.into();
+    app_on(loopback, flow, verifier, options, None)
+}
+
+/// [`app`] for a server listening on `host`, which decides the `Host` names `/mcp` accepts;
+/// event streams end when `closing` turns `true`.
 fn app_on(
     host: std::net::IpAddr,
     flow: TaskFlow,
     verifier: Arc<dyn Verifier>,
-    allowed_origins: &[String],
+    options: &AppOptions,
+    closing: Option<watch::Receiver<bool>>,
 ) -> BoxEndpoint<'static> {
+    let allowed_origins = &options.allowed_origins;
     let mcp = mcp::endpoint(flow.clone(), host);
-    let api = openapi(flow);
+    let events = EventsApi::new(flow.clone(), options.events_keep_alive, closing);
+    let api = openapi(flow, events);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let cors = Cors::new()
@@ -94,6 +136,7 @@ fn app_on(
             "content-type",
             "if-match",
             "idempotency-key",
+            "last-event-id",
         ])
         .expose_headers(["ETag", "X-Total-Count", "Idempotent-Replayed"])
         // Browser front-ends send cookies (Better Auth sessions) with their calls, as the seed
@@ -105,6 +148,7 @@ fn app_on(
         .nest("/docs", docs)
         .at("/mcp", mcp)
         .nest("/", api)
+        .around(crate::metrics::tag_operation)
         .with(Fingerprints)
         .with(BodyLimit)
         .catch_all_error(|err| async move { to_response(err) })
@@ -154,6 +198,8 @@ pub fn init_logging(config: &ServerConfig) {
 /// `config.database_url` names (`taskflow::open` in the facade crate does).
 pub async fn serve(config: Config, store: DynStore) -> Result<(), ServeError> {
     init_logging(&config.server);
+    // Before the verifier, whose first JWKS fetch is counted.
+    let metrics = crate::metrics::MetricsListener::bind(&config.server).await?;
     let (verifier, dev_token) = config.auth.verifier().await?;
     let addr = SocketAddr::new(config.server.host, config.server.port);
     let acceptor = TcpListener::bind(addr)
@@ -165,27 +211,43 @@ pub async fn serve(config: Config, store: DynStore) -> Result<(), ServeError> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .unwrap_or(addr);
-    print_banner(&config, local, dev_token.as_deref());
+    let metrics_addr = metrics.as_ref().and_then(|m| m.addr());
+    print_banner(&config, local, dev_token.as_deref(), metrics_addr);
 
     let flow = TaskFlow::new(store.clone())
         .with_default_lease(config.server.lease_seconds)?
-        .with_idempotency_ttl(Duration::from_secs(config.server.idempotency_ttl_seconds));
+        .with_idempotency_ttl(Duration::from_secs(config.server.idempotency_ttl_seconds))
+        .with_event_poll(Duration::from_millis(config.server.events_poll_ms));
     let sweeper = tokio::spawn(sweep_leases(
         flow.clone(),
         Duration::from_secs(config.server.lease_sweep_seconds),
     ));
     let purger = tokio::spawn(purge_idempotency_records(flow.clone(), PURGE_EVERY));
-    let app = app_on(
-        config.server.host,
-        flow,
-        verifier,
-        &config.server.allowed_origins,
-    );
-    let result = poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown_signal(), Some(SHUTDOWN_GRACE))
+    let options = AppOptions {
+        allowed_origins: config.server.allowed_origins.clone(),
+        events_keep_alive: Duration::from_secs(config.server.events_keepalive_seconds),
+    };
+    // Event streams never end on their own: they end when shutdown begins, so that in-flight
+    // requests can finish within the grace period.
+    let (close, closing) = watch::channel(false);
+    let app = app_on(config.server.host, flow, verifier, &options, Some(closing));
+    let stopping = async move {
+        shutdown_signal().await;
+        close.send_replace(true);
+    };
+    let limits = crate::limits::Limits::from(&config.server);
+    let (app, metrics_tasks) = match metrics {
+        None => (app, Vec::new()),
+        Some(m) => m.mount(app, &limits),
+    };
+    let result = crate::limits::server(acceptor, &limits)
+        .run_with_graceful_shutdown(app, stopping, Some(SHUTDOWN_GRACE))
         .await;
     sweeper.abort();
     purger.abort();
+    metrics_tasks
+        .iter()
+        .for_each(tokio::task::JoinHandle::abort);
     tracing::info!("shutting down: closing the store");
     store.close().await?;
     result.map_err(|source| ServeError::Io { addr, source })
@@ -200,7 +262,11 @@ async fn sweep_leases(flow: TaskFlow, every: Duration) {
         ticks.tick().await;
         match flow.sweep_expired_leases().await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(reclaimed = n, "expired leases reclaimed"),
+            Ok(n) => {
+                metrics::counter!(crate::metrics::names::LEASE_EXPIRIES)
+                    .increment(u64::try_from(n).unwrap_or(u64::MAX));
+                tracing::info!(reclaimed = n, "expired leases reclaimed");
+            }
             // A store without the work queue has no leases to sweep.
             Err(taskflow_core::Error::Unsupported { .. }) => return,
             Err(err) => tracing::warn!(error = %err, "lease sweep failed; retrying"),
@@ -225,12 +291,22 @@ async fn purge_idempotency_records(flow: TaskFlow, every: Duration) {
     }
 }
 
-fn print_banner(config: &Config, addr: SocketAddr, dev_token: Option<&str>) {
+fn print_banner(
+    config: &Config,
+    addr: SocketAddr,
+    dev_token: Option<&str>,
+    metrics_addr: Option<SocketAddr>,
+) {
     let base = format!("http://{addr}");
     println!("taskflow {VERSION} listening on {base}");
     println!("  Swagger UI:  {base}/docs");
     println!("  OpenAPI:     {base}/openapi.json");
     println!("  MCP:         {base}/mcp (Streamable HTTP, same bearer token)");
+    match (config.server.metrics, metrics_addr) {
+        (MetricsConfig::MainListener, _) => println!("  Metrics:     {base}/metrics"),
+        (_, Some(m)) => println!("  Metrics:     http://{m}/metrics"),
+        _ => {}
+    }
     println!("  Database:    {}", redact(&config.database_url));
     match (&config.auth, dev_token) {
         (AuthConfig::Jwks { jwks_url, .. }, _) => println!("  Auth:        JWKS at {jwks_url}"),

@@ -6,6 +6,8 @@ use sqlx::error::DatabaseError;
 use sqlx::migrate::MigrateError;
 use sqlx::postgres::PgConnectOptions;
 
+use crate::tls;
+
 /// Everything that can go wrong inside [`crate::PgStore`]. Callers only see it through
 /// [`taskflow_core::Error::Backend`], whose text is this type's `Display`.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,16 @@ pub(crate) enum PgError {
         /// The driver's error, when there is one.
         #[source]
         source: Option<sqlx::Error>,
+    },
+
+    /// The TLS settings cannot work (e.g. `sslrootcert` names a missing file), so no connection
+    /// was tried. A configuration error, like a TLS failure while connecting.
+    #[error("cannot connect to Postgres at {target}: {reason}")]
+    TlsConfig {
+        /// `host:port` or the socket path; never the password.
+        target: String,
+        /// Why, in a few words.
+        reason: String,
     },
 
     /// The embedded migrations failed to apply.
@@ -83,9 +95,21 @@ pub(crate) enum PgError {
 impl PgError {
     /// A connection failure to `target`, with a short reason taken from `err`.
     pub(crate) fn connect(target: String, err: sqlx::Error) -> Self {
+        // Over TCP, a missing file can only be one the TLS settings name (sqlx reads them once
+        // the server has agreed to TLS): a configuration error, not a missing server socket.
+        let over_tcp = !target.starts_with('/');
+        if let sqlx::Error::Io(io) = &err
+            && io.kind() == io::ErrorKind::NotFound
+            && over_tcp
+        {
+            return PgError::TlsConfig {
+                reason: format!("a TLS file (sslrootcert, sslcert or sslkey) does not exist: {io}"),
+                target,
+            };
+        }
         PgError::Connect {
             target,
-            reason: reason(&err),
+            reason: one_line(&reason(&err)),
             source: Some(err),
         }
     }
@@ -108,9 +132,18 @@ impl PgError {
     /// Whether the database could not be reached (rather than refusing a statement): a
     /// connection that failed or dropped, a pool that timed out or closed, or a server that is
     /// shutting down or starting up. Such a call may succeed once the database is back.
+    ///
+    /// A TLS failure is not one: the server answered, and the two sides disagree about the
+    /// certificate (not trusted, wrong host, expired), the protocol, or whether to use TLS at
+    /// all. Retrying changes none of that; the settings or the server's certificate must change.
+    /// So it is a configuration error, like a wrong password, and callers should not be told to
+    /// retry (HTTP 500 rather than 503, a failed start rather than a wait). A connection that
+    /// drops or times out during the handshake is still an outage: it surfaces as a plain I/O
+    /// error, without a TLS error inside.
     fn is_unavailable(&self) -> bool {
         match self {
-            // A wrong password or a missing database is a configuration error, not an outage.
+            // A wrong password, a missing database or a TLS failure is a configuration error,
+            // not an outage.
             PgError::Connect { source, .. } => source.as_ref().is_none_or(is_unavailable),
             PgError::Query(err) => is_unavailable(err),
             _ => false,
@@ -120,11 +153,11 @@ impl PgError {
 
 fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
+        // rustls reports a failed handshake as an I/O error that carries its own error.
+        sqlx::Error::Io(_) => tls::rustls_error(err).is_none(),
+        // sqlx's own TLS errors: the server offers no TLS, an unreadable sslrootcert.
+        sqlx::Error::Tls(_) => false,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
         // Class 08: connection exception; 57P01..57P03: admin shutdown, crash shutdown, cannot
         // connect now (starting up or in recovery).
         sqlx::Error::Database(db) => db
@@ -152,6 +185,9 @@ pub(crate) fn target(options: &PgConnectOptions) -> String {
 
 /// The gist of a connection error: `connection refused` rather than the driver's whole chain.
 fn reason(err: &sqlx::Error) -> String {
+    if let Some(tls) = tls::rustls_error(err) {
+        return tls::reason(tls);
+    }
     match err {
         sqlx::Error::Io(io) => match io.kind() {
             io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
@@ -163,6 +199,15 @@ fn reason(err: &sqlx::Error) -> String {
         sqlx::Error::PoolTimedOut => "timed out waiting for a connection".to_owned(),
         other => other.to_string(),
     }
+}
+
+/// `text` on one line: a driver's message may span several (sqlx quotes an inline PEM
+/// certificate it cannot read).
+fn one_line(text: &str) -> String {
+    if !text.contains(['\n', '\r']) {
+        return text.to_owned();
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Whether `err` is a violation of the `tasks.parent_id` foreign key (SQLSTATE 23503).

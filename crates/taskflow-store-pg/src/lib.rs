@@ -139,9 +139,61 @@
 //!
 //! # TLS
 //!
-//! This build speaks plain TCP or Unix sockets only; `sslmode=prefer` (the default) falls back
-//! to plain text and `sslmode=require` fails with a clear error. That suits a database on the
-//! same host or private network.
+//! Connections to a server over TCP can use TLS: sqlx's rustls backend on the aws-lc-rs
+//! provider (sqlx's feature `tls-rustls-aws-lc-rs`), the one crypto stack of the workspace; no
+//! OpenSSL and no `ring`. A hosted Postgres such as Neon connects with the URL it hands out,
+//! `postgresql://user:pass@host/db?sslmode=require` (rustls sends the host name as SNI, which
+//! Neon routes by).
+//!
+//! The URL's `sslmode` and `sslrootcert` (or `PGSSLMODE` and `PGSSLROOTCERT`) mean what they mean
+//! to libpq:
+//!
+//! | `sslmode` | TLS | the server's certificate |
+//! |---|---|---|
+//! | `disable` | never | — |
+//! | `allow` | never (libpq would fall back to TLS if the server insisted) | — |
+//! | `prefer` (default) | when the server offers it, else plain | not checked |
+//! | `require` | always; fails if the server offers none | not checked, unless `sslrootcert` names a file that exists: then as `verify-ca` |
+//! | `verify-ca` | always | signed by a trusted CA |
+//! | `verify-full` | always | signed by a trusted CA, and issued for the host in the URL |
+//!
+//! - **Trusted CAs** are the well-known public ones (the webpki roots, Mozilla's list, built into
+//!   the binary; the operating system's store is not read) plus the certificates in the PEM file
+//!   `sslrootcert` names. Unlike libpq, the file adds to the public CAs instead of replacing
+//!   them: pinning a private CA does not make a publicly trusted certificate for the same host
+//!   fail.
+//! - **`sslrootcert=system`** (as in libpq 16) trusts the public CAs only, and means
+//!   `verify-full` when no sslmode is given; any other sslmode is refused.
+//! - **A missing `sslrootcert` file**, or one without a PEM certificate, is refused before
+//!   connecting when the sslmode needs it.
+//! - **Unix sockets** never use TLS, whatever the sslmode (PostgreSQL offers none there).
+//! - **Host names**: `verify-full` checks the URL's host against the certificate's subject
+//!   alternative names, so `localhost` and `127.0.0.1` are different names.
+//!
+//! Client certificates (`sslcert`, `sslkey`) are passed to sqlx as they are.
+//!
+//! The libpq rules for `sslrootcert` above (`require` with a file, `system`, the file check)
+//! apply to URLs, [`PgStore::connect`] and so `taskflow::open`. [`PgConnectOptions`] built or
+//! parsed by the caller and given to [`PgStore::connect_with`] are used as sqlx reads them:
+//! there `require` never checks the certificate and `system` is a file name.
+//!
+//! A TLS failure is a one-line configuration error ([`taskflow_core::Error::Backend`]), never an
+//! outage ([`taskflow_core::Error::Unavailable`], which tells callers to retry): the server
+//! answered, and retrying will not change its certificate. The text names the target and the
+//! gist, never the URL or its password:
+//!
+//! ```text
+//! cannot connect to Postgres at db.example.com:5432: TLS certificate not trusted: no trusted CA signed it (see sslrootcert)
+//! cannot connect to Postgres at 10.0.0.5:5432: TLS certificate is not valid for host 10.0.0.5 (it is for db.example.com)
+//! cannot connect to Postgres at db.example.com:5432: TLS failed: server does not support TLS
+//! cannot connect to Postgres at db.example.com:5432: sslrootcert file "/etc/taskflow/ca.crt" does not exist
+//! ```
+//!
+//! A connection that drops or times out during the handshake is an outage like any other.
+//!
+//! sqlx's `verify-ca` builds its verifier on the process's default rustls provider. When a
+//! program installed none, [`PgStore::connect_with`] installs aws-lc-rs's before a `verify-ca`
+//! connection, so that a program that also links rustls with `ring` does not panic there.
 //!
 //! # Example
 //!
@@ -187,7 +239,7 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnection;
-pub use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+pub use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use taskflow_core::Result;
 #[cfg(doc)]
 use taskflow_core::{Conflict, Invariant};
@@ -199,6 +251,7 @@ mod rows;
 mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod tls;
 
 use error::PgError;
 
@@ -224,6 +277,19 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// they may form a cycle. No other taskflow statement locks it; sqlx's migration lock uses a
 /// key derived from the database name.
 pub const GRAPH_LOCK_KEY: i64 = 0x7461_736b_666c_6f77;
+
+/// The key of the advisory lock that keeps the audit trail's committed prefix
+/// ([`Store::audit_horizon`](taskflow_core::Store::audit_horizon)) true: every transaction
+/// that writes an audit row holds it shared from its first statement until it ends, and the
+/// horizon is read while holding it exclusively, so that every audit id taken before then
+/// belongs to a transaction that has ended. Taken first, before any row lock, so that a writer
+/// waiting for it never holds a lock another writer waits for. Its value is `"taskfeed"` in
+/// ASCII (`0x7461736b66656564`).
+///
+/// Other programs that insert into `audit_log` in the same database must take it too
+/// (`pg_advisory_xact_lock_shared`, first in their transaction), or a live feed may skip
+/// their rows.
+pub const FEED_LOCK_KEY: i64 = 0x7461_736b_6665_6564;
 
 /// The name a connection reports in `pg_stat_activity` unless its URL names another.
 const APPLICATION_NAME: &str = "taskflow";
@@ -253,15 +319,23 @@ impl PgStore {
     /// or `postgresql://…`) with [`PgStore::default_pool_options`], and applies any missing
     /// migrations.
     ///
-    /// Fails with a [`taskflow_core::Error::Backend`] whose text says what went wrong without
-    /// repeating the password, e.g. `cannot connect to Postgres at 127.0.0.1:5432: connection
-    /// refused`, or `invalid Postgres URL: …`.
+    /// The URL's `sslmode` and `sslrootcert` follow libpq (see the crate docs' "TLS").
+    ///
+    /// Fails with an error whose one line says what went wrong without repeating the password:
+    /// [`taskflow_core::Error::Unavailable`] when the server cannot be reached, e.g. `cannot
+    /// connect to Postgres at 127.0.0.1:5432: connection refused`, and
+    /// [`taskflow_core::Error::Backend`] for a configuration error, e.g. `invalid Postgres URL:
+    /// …`, a wrong password or a TLS failure (`cannot connect to Postgres at localhost:5432: TLS
+    /// certificate not trusted: …`).
     pub async fn connect(url: &str) -> Result<Self> {
         let options = parse_url(url)?;
         Self::connect_with(options, Self::default_pool_options()).await
     }
 
     /// Connects with explicit connection and pool options, and applies any missing migrations.
+    ///
+    /// TLS is as sqlx reads `options` (see the crate docs' "TLS" for where that differs from a
+    /// URL given to [`PgStore::connect`]), except that a Unix socket never uses it.
     ///
     /// The pool is opened with at least one live connection, so a wrong address, user,
     /// password or database name fails here rather than on the first request.
@@ -270,7 +344,16 @@ impl PgStore {
             Some(_) => options,
             None => options.application_name(APPLICATION_NAME),
         };
+        // As libpq: no TLS over a Unix socket, whatever the sslmode (PostgreSQL offers none
+        // there, and sqlx would fail a `require`).
+        let options = match options.get_socket() {
+            Some(_) => options.ssl_mode(PgSslMode::Disable),
+            None => options,
+        };
         let target = error::target(&options);
+        if matches!(options.get_ssl_mode(), PgSslMode::VerifyCa) {
+            tls::ensure_crypto_provider();
+        }
         probe(&options, &target, pool.get_acquire_timeout()).await?;
         let pool = pool
             .connect_with(options)
@@ -326,7 +409,9 @@ fn parse_url(url: &str) -> Result<PgConnectOptions, PgError> {
             "unsupported scheme {scheme:?}; {EXPECTED}"
         )));
     }
-    PgConnectOptions::from_str(url).map_err(|err| PgError::InvalidUrl(format!("{err}; {EXPECTED}")))
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|err| PgError::InvalidUrl(format!("{err}; {EXPECTED}")))?;
+    tls::apply_libpq_rules(options.clone(), url, &error::target(&options))
 }
 
 /// Opens and closes one connection, to learn why connecting fails. The pool would retry a

@@ -19,7 +19,8 @@ use taskflow_core::{
 use crate::error::{PgError, is_fk_violation, is_unique_violation};
 use crate::rows;
 use crate::store::{
-    BEGIN, DEPENDS_ON_FKEY, GRAPH_LOCK, abandon, as_written, insert_audit, read_page, update_query,
+    BEGIN, BEGIN_WRITE, DEPENDS_ON_FKEY, GRAPH_LOCK, abandon, as_written, insert_audit, read_page,
+    update_query,
 };
 use crate::{GRAPH_LOCK_KEY, PgStore};
 
@@ -112,7 +113,7 @@ impl PgStore {
 
     async fn try_write_dependency(&self, write: &DependencyWrite) -> Result<Written<()>, PgError> {
         let task = &write.task;
-        let mut tx = self.pool.begin_with(BEGIN).await?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
 
         // An edge added concurrently with the opposite one (`A on B`, `B on A`) touches
         // different rows, so no row lock orders the two; the graph lock does, across
@@ -243,7 +244,11 @@ impl PgStore {
     /// lifecycle's and are returned as they are.
     async fn try_claim_next(&self, claim: &Claim) -> Result<Option<Task>> {
         let rule = &claim.rule;
-        let mut tx = self.pool.begin_with(BEGIN).await.map_err(PgError::from)?;
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(PgError::from)?;
 
         // Candidates locked by this transaction and found waiting: left out of the next pick.
         // (A new pick would not return them anyway, since its fresh snapshot sees their new

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgArguments, PgConnection, PgRow, Postgres};
 use sqlx::query::Query;
 use sqlx::{QueryBuilder, Row, Transaction};
+use taskflow_core::events::FeedFilter;
 use taskflow_core::model::{
     AuditDraft, AuditEntry, AuditFilter, Page, Paging, Task, TaskDraft, TaskFilter, Timestamp,
     Worker,
@@ -26,6 +27,15 @@ use crate::{GRAPH_LOCK_KEY, PgStore};
 /// `default_transaction_isolation`: the compare-and-set writes and the graph lock rely on READ
 /// COMMITTED taking a new snapshot for every statement (see `queries/graph_lock.sql`).
 pub(crate) const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/// How every transaction that writes an audit row starts: [`BEGIN`], then the feed lock
+/// ([`FEED_LOCK_KEY`](crate::FEED_LOCK_KEY)) shared, in one round trip.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; \
+     SELECT pg_advisory_xact_lock_shared(8386110886257190244)";
+
+/// Reads the audit horizon: waits for every transaction that holds the feed lock shared to
+/// end, then reads the audit id sequence (`queries/audit_horizon.sql`).
+const AUDIT_HORIZON: &str = include_str!("../queries/audit_horizon.sql");
 
 /// Takes the graph lock ([`GRAPH_LOCK_KEY`]) until the transaction ends.
 pub(crate) const GRAPH_LOCK: &str = include_str!("../queries/graph_lock.sql");
@@ -212,7 +222,7 @@ impl PgStore {
         task: &TaskDraft,
         audit: &AuditDraft,
     ) -> Result<Written<Task>, PgError> {
-        let mut tx = self.pool.begin_with(BEGIN).await?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let inserted = Shared::of_draft(task)
             .bind(sqlx::query(
                 "INSERT INTO tasks \
@@ -251,7 +261,7 @@ impl PgStore {
     async fn try_update_task(&self, write: &TaskWrite) -> Result<Written<()>, PgError> {
         let task = &write.task;
         let cycle_checks = cycle_checks(&write.invariants)?;
-        let mut tx = self.pool.begin_with(BEGIN).await?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
 
         // Two re-parents such as `A.parent = B` and `B.parent = A` touch different rows, so no
         // row lock orders them: each would check the graph without the other's uncommitted
@@ -330,7 +340,7 @@ impl PgStore {
         expected_version: i64,
         audit: &AuditDraft,
     ) -> Result<Written<()>, PgError> {
-        let mut tx = self.pool.begin_with(BEGIN).await?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         // The version first: a missing task or another version is `Stale`, whatever its
         // subtasks. The row stays locked until this transaction ends.
         let version: Option<i64> = sqlx::query_scalar(DELETE_LOCK)
@@ -452,6 +462,50 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(PgError::from)?;
+        Ok(found
+            .iter()
+            .map(rows::audit_entry)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn audit_horizon(&self) -> Result<i64> {
+        let horizon: i64 = sqlx::query_scalar(AUDIT_HORIZON)
+            .bind(crate::FEED_LOCK_KEY)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(PgError::from)?;
+        Ok(horizon)
+    }
+
+    async fn audit_after(
+        &self,
+        after: i64,
+        upto: i64,
+        filter: &FeedFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut query = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE id > "
+        ));
+        query.push_bind(after).push(" AND id <= ").push_bind(upto);
+        if let Some(task_id) = filter.task_id {
+            query.push(" AND task_id = ").push_bind(task_id);
+        }
+        if let Some(project) = &filter.project {
+            query
+                .push(" AND project_slug = ")
+                .push_bind(project.as_str());
+        }
+        query
+            .push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(limit));
+        let found = query
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(PgError::from)?;
         Ok(found
             .iter()
             .map(rows::audit_entry)

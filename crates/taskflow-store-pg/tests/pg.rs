@@ -1361,3 +1361,138 @@ async fn refused_connection_is_a_clear_error() {
         started.elapsed()
     );
 }
+
+/// Whether `task` is still running after `wait`: used to show that a call is held by a lock.
+/// A call that is not held finishes well within it; one that is held cannot finish at all.
+async fn still_running<T>(task: &tokio::task::JoinHandle<T>, wait: Duration) -> bool {
+    tokio::time::sleep(wait).await;
+    !task.is_finished()
+}
+
+/// Every store write that inserts an audit row takes the feed lock shared before anything
+/// else: while another session holds it exclusively (as a horizon read does), a create, an
+/// update, a delete, a dependency write and a claim all wait, and go through once it is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_writers_wait_for_the_feed_lock() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let flow = TaskFlow::new(store.clone());
+    let root = Identity::admin("root");
+    let a = flow.create_task(&root, NewTask::titled("a")).await.unwrap();
+    let b = flow.create_task(&root, NewTask::titled("b")).await.unwrap();
+    let c = flow.create_task(&root, NewTask::titled("c")).await.unwrap();
+
+    type Write = Box<
+        dyn FnOnce(TaskFlow) -> futures::future::BoxFuture<'static, taskflow_core::Result<()>>
+            + Send,
+    >;
+    let root2 = root.clone();
+    let writes: Vec<(&str, Write)> = vec![
+        (
+            "create",
+            Box::new(move |f: TaskFlow| {
+                Box::pin(async move { f.create_task(&root2, NewTask::titled("d")).await.map(drop) })
+            }),
+        ),
+        ("update", {
+            let root = root.clone();
+            Box::new(move |f: TaskFlow| {
+                Box::pin(async move { f.start(&root, a.id, None).await.map(drop) })
+            })
+        }),
+        ("dependency", {
+            let root = root.clone();
+            Box::new(move |f: TaskFlow| {
+                Box::pin(async move { f.add_dependency(&root, b.id, c.id, None).await.map(drop) })
+            })
+        }),
+        ("claim", {
+            let root = Identity::user("agent");
+            Box::new(move |f: TaskFlow| {
+                Box::pin(async move { f.claim_next(&root, None, None).await.map(drop) })
+            })
+        }),
+        ("delete", {
+            let root = root.clone();
+            Box::new(move |f: TaskFlow| {
+                Box::pin(async move {
+                    f.delete_task(&root, a.id, taskflow_core::model::Precondition::Any)
+                        .await
+                })
+            })
+        }),
+    ];
+    for (name, write) in writes {
+        let mut holder = PgConnection::connect_with(&db.options).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(taskflow_store_pg::FEED_LOCK_KEY)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let running = tokio::spawn(write(flow.clone()));
+        assert!(
+            still_running(&running, Duration::from_millis(300)).await,
+            "a {name} went through while the feed lock was held exclusively"
+        );
+        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+        running
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+/// The horizon waits for a writer that took an audit id and has not committed, and never
+/// passes it: a row that commits late is still read by a feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_horizon_waits_for_uncommitted_audit_rows() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let flow = TaskFlow::new(store.clone());
+    let root = Identity::admin("root");
+    let t = flow.create_task(&root, NewTask::titled("t")).await.unwrap();
+    let before = store.audit_horizon().await.unwrap();
+
+    // A writer as the store's own: the feed lock shared first, then an audit row, uncommitted.
+    let mut late = PgConnection::connect_with(&db.options).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut late).await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(taskflow_store_pg::FEED_LOCK_KEY)
+        .execute(&mut late)
+        .await
+        .unwrap();
+    let late_id: i64 = sqlx::query_scalar(
+        "INSERT INTO audit_log (task_id, actor_id, actor_type, action, \"timestamp\") \
+         VALUES ($1, 'late', 'human', 'updated', now()) RETURNING id",
+    )
+    .bind(t.id)
+    .fetch_one(&mut late)
+    .await
+    .unwrap();
+    assert!(late_id > before);
+
+    let reading = tokio::spawn({
+        let store = store.clone();
+        async move { store.audit_horizon().await }
+    });
+    assert!(
+        still_running(&reading, Duration::from_millis(300)).await,
+        "the horizon was read past an uncommitted audit row"
+    );
+    sqlx::query("COMMIT").execute(&mut late).await.unwrap();
+    let horizon = reading.await.unwrap().unwrap();
+    assert!(
+        horizon >= late_id,
+        "{horizon} covers the late row {late_id}"
+    );
+    let rows = store
+        .audit_after(before, horizon, &Default::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [late_id]);
+}

@@ -125,6 +125,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
+use taskflow_core::events::FeedFilter;
 use taskflow_core::idempotency::{OutcomeRecord, Reservation, Reserve};
 use taskflow_core::lifecycle::ReadyRule;
 use taskflow_core::model::{
@@ -415,6 +416,22 @@ impl Store for SqliteStore {
 
     async fn task_audit(&self, task_id: i64) -> Result<Vec<AuditEntry>> {
         self.read(move |c| Ok(sql::task_audit(c, task_id)?)).await
+    }
+
+    async fn audit_horizon(&self) -> Result<i64> {
+        self.read(|c| Ok(sql::audit_horizon(c)?)).await
+    }
+
+    async fn audit_after(
+        &self,
+        after: i64,
+        upto: i64,
+        filter: &FeedFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        let filter = filter.clone();
+        self.read(move |c| Ok(sql::audit_after(c, after, upto, &filter, limit)?))
+            .await
     }
 
     async fn put_worker(&self, worker: &Worker) -> Result<Worker> {

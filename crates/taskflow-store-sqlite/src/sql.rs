@@ -7,6 +7,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{
     Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params, params_from_iter,
 };
+use taskflow_core::events::FeedFilter;
 use taskflow_core::idempotency::{OutcomeRecord, Reservation, Reserve};
 use taskflow_core::lifecycle::ReadyRule;
 use taskflow_core::model::{
@@ -226,6 +227,60 @@ pub(crate) fn list_audit(conn: &mut Connection, f: &AuditFilter) -> Result<Page<
 pub(crate) fn task_audit(conn: &Connection, task_id: i64) -> Result<Vec<AuditEntry>> {
     let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE task_id = ?1 ORDER BY id");
     collect(conn, &sql, [task_id], audit_from_row)
+}
+
+/// The highest audit id: every write takes its audit id inside its write transaction, and
+/// write transactions are serialised (one writer connection, `BEGIN IMMEDIATE` across
+/// processes), so rows commit in id order and the highest committed id is the horizon.
+pub(crate) fn audit_horizon(conn: &Connection) -> Result<i64> {
+    Ok(
+        conn.query_row("SELECT COALESCE(MAX(id), 0) FROM audit_log", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// Audit rows with `after < id <= upto` matching `filter`, oldest first, at most `limit`.
+pub(crate) fn audit_after(
+    conn: &Connection,
+    after: i64,
+    upto: i64,
+    filter: &FeedFilter,
+    limit: u32,
+) -> Result<Vec<AuditEntry>> {
+    // One statement per filter shape, so each uses its index ((task_id, id), (project_slug, id)
+    // or the primary key) and stays in the statement cache.
+    let filters = match (filter.task_id.is_some(), filter.project.is_some()) {
+        (false, false) => "",
+        (true, false) => "AND task_id = ?4",
+        (false, true) => "AND project_slug = ?5",
+        (true, true) => "AND task_id = ?4 AND project_slug = ?5",
+    };
+    let sql = format!(
+        "SELECT {AUDIT_COLUMNS} FROM audit_log \
+         WHERE id > ?1 AND id <= ?2 {filters} ORDER BY id LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut bound = vec![
+        (1, SqlValue::Integer(after)),
+        (2, SqlValue::Integer(upto)),
+        (3, SqlValue::Integer(i64::from(limit))),
+    ];
+    if let Some(task_id) = filter.task_id {
+        bound.push((4, SqlValue::Integer(task_id)));
+    }
+    if let Some(project) = &filter.project {
+        bound.push((5, SqlValue::Text(project.clone())));
+    }
+    for (index, value) in bound {
+        stmt.raw_bind_parameter(index, value)?;
+    }
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(audit_from_row(row)?);
+    }
+    Ok(out)
 }
 
 /// Writes the audit row of a change and, if it carries one ([`AuditDraft::outcome`]), the

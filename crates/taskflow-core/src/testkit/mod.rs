@@ -9,7 +9,9 @@
 //!   start race, the patch races, concurrent creates and the parent-cycle race;
 //! - [`queue_cases`] pin the work queue ([`crate::QueueStore`]): dependency edges and their
 //!   cycle check, the ready queue, claim-next under 50-way races, leases, heartbeats, the
-//!   sweep and fencing.
+//!   sweep and fencing;
+//! - [`event_cases`] pin the live feed ([`crate::events`]): the audit horizon, replay, resume,
+//!   filters, and a lossless feed under concurrent writers.
 //!
 //! Both run on every backend. The lifecycle, policy and validation rules need no real store:
 //! they run once, in this crate's own tests, on [`crate::MemoryStore`].
@@ -44,6 +46,7 @@ use crate::model::{
 };
 use crate::store::{DynStore, Store, TaskWrite, Written};
 
+pub mod event_cases;
 pub mod flow_cases;
 pub mod idempotency_cases;
 pub mod queue_cases;
@@ -125,6 +128,11 @@ macro_rules! store_conformance_tests {
             #[allow(unused_imports)]
             use super::*;
             $crate::__idempotency_cases!($crate::__conformance_test; idempotency_cases; $factory);
+        }
+        mod event_cases {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__event_cases!($crate::__conformance_test; event_cases; $factory);
         }
     };
 }
@@ -212,6 +220,20 @@ macro_rules! __queue_cases {
             heartbeat_keeps_a_lease_past_its_first_expiry,
             a_stale_holder_is_fenced_off,
             start_waits_for_unfinished_dependencies,
+        );
+    };
+}
+
+/// The live feed cases, in one place. `$callback` receives `$args; case, case, ...`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __event_cases {
+    ($callback:path; $($args:tt)*) => {
+        $callback!($($args)*;
+            horizon_and_range_reads,
+            replay_then_live_then_resume,
+            filters_apply_to_replay_and_live_rows,
+            concurrent_writers_lose_and_repeat_nothing,
         );
     };
 }
@@ -368,6 +390,20 @@ impl Store for RaceStore {
 
     async fn task_audit(&self, task_id: i64) -> Result<Vec<AuditEntry>> {
         self.inner.task_audit(task_id).await
+    }
+
+    async fn audit_horizon(&self) -> Result<i64> {
+        self.inner.audit_horizon().await
+    }
+
+    async fn audit_after(
+        &self,
+        after: i64,
+        upto: i64,
+        filter: &crate::events::FeedFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        self.inner.audit_after(after, upto, filter, limit).await
     }
 
     async fn put_worker(&self, worker: &Worker) -> Result<Worker> {

@@ -296,6 +296,18 @@ impl Store for NoQueue {
     async fn task_audit(&self, id: i64) -> taskflow_core::Result<Vec<AuditEntry>> {
         self.0.task_audit(id).await
     }
+    async fn audit_horizon(&self) -> taskflow_core::Result<i64> {
+        self.0.audit_horizon().await
+    }
+    async fn audit_after(
+        &self,
+        after: i64,
+        upto: i64,
+        filter: &taskflow_core::events::FeedFilter,
+        limit: u32,
+    ) -> taskflow_core::Result<Vec<AuditEntry>> {
+        self.0.audit_after(after, upto, filter, limit).await
+    }
     async fn put_worker(&self, w: &Worker) -> taskflow_core::Result<Worker> {
         self.0.put_worker(w).await
     }
