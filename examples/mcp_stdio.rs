@@ -1,6 +1,6 @@
 //! taskflow's MCP tools on stdio, over a local SQLite file: an agent launches this as a child
-//! process and talks MCP on its stdin and stdout. Until the CLI exists (`taskflow mcp`), this
-//! example is how to run it.
+//! process and talks MCP on its stdin and stdout. The CLI's `taskflow mcp --db FILE --as ID` runs
+//! the same server; this example shows it with no CLI around it.
 //!
 //! ```text
 //! TASKFLOW_DB=tasks.db TASKFLOW_ACTOR=agent-7 cargo run --example mcp_stdio
@@ -15,8 +15,7 @@
 //! - `LEASE_SWEEP_SECONDS` (default 5): how often expired leases in the file are reclaimed, as
 //!   the server does.
 //!
-//! Talking to a remote server instead (`TASKFLOW_URL`, `TASKFLOW_TOKEN`) is left to the CLI;
-//! an agent that can speak HTTP can use the server's `/mcp` directly. Logs go to stderr only:
+//! An agent that can speak HTTP uses a server's `/mcp` directly, with its bearer token. Logs go to stderr only:
 //! stdout carries the protocol.
 
 use std::process::ExitCode;
