@@ -1,5 +1,6 @@
 //! What outside clients found in round 1, pinned over real HTTP on SQLite and on PostgreSQL:
-//! CORS for browser apps that send cookies, ids of 0 or below, NUL characters (which Postgres
+//! CORS for browser apps that send cookies (and for the server's own pages, whose same-origin
+//! writes carry an `Origin` too), ids of 0 or below, NUL characters (which Postgres
 //! cannot store), and a database that goes away and comes back (503, then recovery).
 
 mod common;
@@ -58,6 +59,92 @@ async fn cors_allows_credentials_for_allowed_origins() {
         resp.headers().get("access-control-allow-origin").is_none(),
         "{:?}",
         resp.headers()
+    );
+}
+
+/// Browsers send `Origin` on same-origin writes too: the writes of a page this server serves
+/// (the board) pass CORS, which still refuses origins that are neither the server's own nor in
+/// `ALLOWED_ORIGINS`, exactly as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_origin_writes_pass_cors_and_foreign_origins_are_still_refused() {
+    let s = TestServer::start().await;
+    // reqwest's Host header is the server's address, so this Origin is the request's own.
+    let own = s
+        .as_user(Method::POST, "/api/tasks", "ada")
+        .header("Origin", &s.base)
+        .json(&json!({"title": "from the board"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(own.headers().get("access-control-allow-origin").is_none());
+    let task = json_of(own, 201).await;
+    let id = id_of(&task);
+    let start = s
+        .as_user(Method::POST, &format!("/api/tasks/{id}/start"), "ada")
+        .header("Origin", &s.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(start, 200).await["status"], "in_progress");
+
+    let port: u16 = s.base.rsplit(':').next().unwrap().parse().unwrap();
+    let other_port = format!("http://127.0.0.1:{}", port.wrapping_add(1));
+    for foreign in [
+        "http://evil.example",
+        other_port.as_str(),
+        "https://127.0.0.1",
+        "null",
+    ] {
+        let resp = s
+            .as_user(Method::POST, "/api/tasks", "ada")
+            .header("Origin", foreign)
+            .json(&json!({"title": "from elsewhere"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.headers().get("access-control-allow-origin").is_none());
+        error_of(resp, 403).await;
+        // A preflight from there is refused too.
+        let preflight = s
+            .http
+            .request(Method::OPTIONS, s.url("/api/tasks"))
+            .header("Origin", foreign)
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+            .await
+            .unwrap();
+        error_of(preflight, 403).await;
+    }
+    // A listed origin is answered with CORS headers, as before.
+    let listed = s
+        .as_user(Method::POST, "/api/tasks", "ada")
+        .header("Origin", "http://localhost:3000")
+        .json(&json!({"title": "from the listed app"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    json_of(listed, 201).await;
+
+    // Nothing from a refused origin was written.
+    let list = s
+        .as_user(Method::GET, "/api/tasks", "ada")
+        .send()
+        .await
+        .unwrap();
+    let titles: Vec<serde_json::Value> = json_of(list, 200)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].clone())
+        .collect();
+    assert_eq!(
+        titles,
+        [json!("from the board"), json!("from the listed app")]
     );
 }
 

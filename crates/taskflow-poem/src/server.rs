@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::api::Api;
 use crate::body::BodyLimit;
 use crate::config::{AuthConfig, Config, EnvError, MetricsConfig, ServerConfig};
+use crate::cors::SameOriginOrCors;
 use crate::error::to_response;
 use crate::events::{DEFAULT_KEEP_ALIVE, EventsApi};
 use crate::idempotency::Fingerprints;
@@ -89,8 +90,9 @@ impl Default for AppOptions {
 }
 
 /// The whole HTTP app: the API, `/openapi.json`, Swagger UI at `/docs`, the MCP tools at `/mcp`,
-/// CORS, the body limit, request logs, and the error mapping that gives every error the same body
-/// shape. `/mcp` accepts the `Host` names of a loopback server (see [`serve`] for others).
+/// CORS (for other origins than the server's own), the body limit, request logs, and the error
+/// mapping that gives every error the same body shape. `/mcp` accepts the `Host` names of a
+/// loopback server (see [`serve`] for others).
 pub fn app(
     flow: TaskFlow,
     verifier: Arc<dyn Verifier>,
@@ -152,7 +154,7 @@ fn app_on(
         .with(Fingerprints)
         .with(BodyLimit)
         .catch_all_error(|err| async move { to_response(err) })
-        .with(cors)
+        .with(SameOriginOrCors(cors))
         .catch_all_error(|err| async move { to_response(err) })
         .data(verifier)
         .around(log_request)
