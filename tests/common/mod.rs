@@ -3,6 +3,8 @@
 //! with reqwest.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::Arc;
