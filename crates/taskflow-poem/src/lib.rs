@@ -13,8 +13,10 @@
 //! - [`body`]: JSON bodies whose errors name the field, and the 64 KiB limit.
 //! - [`config`]: configuration from the environment, [`Config::from_env`].
 //! - [`events`]: `GET /api/events`, the audit trail as Server-Sent Events.
-//! - CORS for the origins in `ALLOWED_ORIGINS`; a request from the server's own origin (a page
-//!   it serves) is not a cross-origin request and passes.
+//! - `/board`: the task board, one page (HTML, CSS and JavaScript embedded in the binary) that
+//!   shows the tasks live and runs the lifecycle actions through the API.
+//! - CORS for the origins in `ALLOWED_ORIGINS`; a request from the server's own origin (the
+//!   board's writes) is not a cross-origin request and passes.
 //! - [`limits`]: the header-read timeout, the idle timeout and the connection cap.
 //! - [`metrics`]: `GET /metrics` in the Prometheus text format, off unless asked for.
 //!
@@ -50,6 +52,7 @@
 
 pub mod api;
 pub mod auth;
+mod board;
 pub mod body;
 pub mod config;
 mod cors;

@@ -90,9 +90,10 @@ impl Default for AppOptions {
 }
 
 /// The whole HTTP app: the API, `/openapi.json`, Swagger UI at `/docs`, the MCP tools at `/mcp`,
-/// CORS (for other origins than the server's own), the body limit, request logs, and the error
-/// mapping that gives every error the same body shape. `/mcp` accepts the `Host` names of a
-/// loopback server (see [`serve`] for others).
+/// the board at `/board` (and `/`, which redirects there), CORS (for other origins than the
+/// server's own), the body limit, request logs, and the error mapping that gives every error the
+/// same body shape. `/mcp` accepts the `Host` names of a loopback server (see [`serve`] for
+/// others).
 pub fn app(
     flow: TaskFlow,
     verifier: Arc<dyn Verifier>,
@@ -149,7 +150,10 @@ fn app_on(
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .at("/mcp", mcp)
+        // The board is a page, not an operation: beside the OpenAPI service, not in it.
+        .nest("/board", crate::board::routes())
         .nest("/", api)
+        .around(crate::board::redirect_home)
         .around(crate::metrics::tag_operation)
         .with(Fingerprints)
         .with(BodyLimit)
@@ -301,6 +305,7 @@ fn print_banner(
 ) {
     let base = format!("http://{addr}");
     println!("taskflow {VERSION} listening on {base}");
+    println!("  Board:       {base}/board");
     println!("  Swagger UI:  {base}/docs");
     println!("  OpenAPI:     {base}/openapi.json");
     println!("  MCP:         {base}/mcp (Streamable HTTP, same bearer token)");
