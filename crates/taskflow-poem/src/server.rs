@@ -145,7 +145,11 @@ fn app_on(
         // Browser front-ends send cookies (Better Auth sessions) with their calls, as the seed
         // allows; a credentialed request needs this, and an explicit origin list (never `*`).
         .allow_credentials(true)
-        .max_age(600);
+        .max_age(600)
+        // poem's `Cors` with no origin at all allows every origin, which with credentials
+        // would hand any site the user's session. An empty list means none: only the
+        // server's own pages (same origin) may call it from a browser.
+        .allow_origins_fn(|_| false);
     Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", docs)
@@ -460,7 +464,43 @@ mod mcp {
 
 #[cfg(test)]
 mod tests {
+    use poem::http::StatusCode;
+    use poem::test::TestClient;
+
     use super::*;
+
+    /// With no allowed origin, no foreign origin is allowed (poem's default would be all of
+    /// them, with credentials); the server's own origin still is.
+    #[tokio::test]
+    async fn an_empty_origin_list_allows_no_foreign_origin() {
+        let store = Arc::new(taskflow_core::MemoryStore::new());
+        let dev = taskflow_auth::DevAuth::ed25519_ephemeral().unwrap();
+        let app = crate::app(TaskFlow::new(store), Arc::new(dev), &[]);
+        let cli = TestClient::new(app);
+        let preflight = cli
+            .options("/api/tasks")
+            .header("Origin", "http://evil.example")
+            .header("Host", "127.0.0.1:8000")
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+            .await;
+        preflight.assert_status(StatusCode::FORBIDDEN);
+        preflight.assert_header_is_not_exist("access-control-allow-origin");
+        let get = cli
+            .get("/health")
+            .header("Origin", "http://evil.example")
+            .header("Host", "127.0.0.1:8000")
+            .send()
+            .await;
+        get.assert_header_is_not_exist("access-control-allow-origin");
+        let own = cli
+            .get("/health")
+            .header("Origin", "http://127.0.0.1:8000")
+            .header("Host", "127.0.0.1:8000")
+            .send()
+            .await;
+        own.assert_status_is_ok();
+    }
 
     #[test]
     fn redacts_passwords() {
