@@ -650,6 +650,42 @@ impl Ready<'_> {
         params.push((":offset", SqlValue::Integer(offset)));
         (sql, params)
     }
+
+    /// The head of the queue: the first ready task in queue order, as [`Ready::select`] with
+    /// `LIMIT 1` would pick it, found by index. For each priority in the rule's urgency, most
+    /// urgent first, it walks `tasks_ready_head` (status, priority, id) in id order and stops
+    /// at the first task that passes the rest of the ready predicate; then, for safety, any
+    /// priority the urgency does not rank (ranked last, as in `select`). A claim costs a few
+    /// index steps however many tasks are ready, instead of ranking all of them.
+    fn head(&self, conn: &Connection) -> Result<Option<Task>> {
+        let (from_where, params) = self.filtered();
+        let ranked = format!(
+            "SELECT {TASK_COLUMNS} {from_where} AND t.priority = :priority ORDER BY t.id LIMIT 1"
+        );
+        for priority in self.rule.urgency {
+            let mut params = params.clone();
+            params.push((":priority", text(priority.as_str())));
+            let found = collect(conn, &ranked, named(&params).as_slice(), task_from_row)?;
+            if let Some(task) = found.into_iter().next() {
+                return Ok(Some(task));
+            }
+        }
+        let unranked = format!(
+            "SELECT {TASK_COLUMNS} {from_where} \
+             AND t.priority NOT IN (:urgency0, :urgency1, :urgency2, :urgency3) \
+             ORDER BY t.id LIMIT 1"
+        );
+        let mut params = params;
+        let urgency = [":urgency0", ":urgency1", ":urgency2", ":urgency3"];
+        for (name, priority) in urgency.into_iter().zip(self.rule.urgency) {
+            params.push((name, text(priority.as_str())));
+        }
+        Ok(
+            collect(conn, &unranked, named(&params).as_slice(), task_from_row)?
+                .into_iter()
+                .next(),
+        )
+    }
 }
 
 fn named(params: &Named) -> Vec<(&str, &dyn rusqlite::ToSql)> {
@@ -796,8 +832,7 @@ pub(crate) fn claim_next(
         rule: &claim.rule,
     };
     let tx = write_scope(conn)?;
-    let (sql, params) = ready.select(1, 0);
-    let Some(picked) = collect(&tx, &sql, named(&params).as_slice(), task_from_row)?.pop() else {
+    let Some(picked) = ready.head(&tx)? else {
         return Ok(None);
     };
     // A refusal drops the transaction, which rolls it back: nothing was written.

@@ -252,6 +252,13 @@ async fn file_databases_use_wal_and_foreign_keys() {
              ORDER BY CASE priority WHEN 'a' THEN 0 ELSE 1 END, id LIMIT 1",
             "COVERING INDEX tasks_ready",
         ),
+        // Claim-next walks one priority's ready tasks in id order (migration 4): no sort.
+        (
+            "SELECT * FROM tasks t WHERE t.status = 'x' \
+             AND (t.assigned_to IS NULL OR t.assigned_to = 'a') AND t.priority = 'high' \
+             ORDER BY t.id LIMIT 1",
+            "USING INDEX tasks_ready_head (status=? AND priority=?)",
+        ),
     ] {
         let p = plan(sql);
         assert!(p.contains(index), "{sql}: {p}");
