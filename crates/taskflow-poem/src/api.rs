@@ -11,7 +11,7 @@ use taskflow_core::model::{
 use taskflow_core::{Command, Outcome, TaskFlow};
 
 use crate::auth::BearerAuth;
-use crate::body::{JsonBody, OptionalJsonBody};
+use crate::body::{JsonBody, OptionalJsonBody, SerdeJson};
 use crate::dto::{
     AddDependencyDto, AuditDto, BlockDto, ClaimDto, CreateTaskDto, DbHealthDto, DependenciesDto,
     HealthDto, MeDto, PatchTaskDto, PutWorkerDto, TaskDto, Wire, WorkerDto, parent_or_none,
@@ -41,7 +41,7 @@ pub enum TaskResponse {
     /// The task after the call.
     #[oai(status = 200)]
     Ok(
-        Json<TaskDto>,
+        SerdeJson<TaskDto>,
         #[oai(header = "ETag")] String,
         /// `true` when this is the stored answer to an earlier request with the same
         /// `Idempotency-Key`.
@@ -56,7 +56,7 @@ pub enum CreateTaskResponse {
     /// The new task.
     #[oai(status = 201)]
     Created(
-        Json<TaskDto>,
+        SerdeJson<TaskDto>,
         #[oai(header = "ETag")] String,
         /// `true` when this is the stored answer to an earlier request with the same
         /// `Idempotency-Key`.
@@ -70,7 +70,10 @@ pub enum CreateTaskResponse {
 pub enum TaskListResponse {
     /// Tasks ordered by id; `X-Total-Count` counts every match.
     #[oai(status = 200)]
-    Ok(Json<Vec<TaskDto>>, #[oai(header = "X-Total-Count")] u64),
+    Ok(
+        SerdeJson<Vec<TaskDto>>,
+        #[oai(header = "X-Total-Count")] u64,
+    ),
 }
 
 /// A deleted task.
@@ -93,7 +96,7 @@ pub enum ClaimResponse {
     /// The claimed task: `in_progress`, assigned to the caller, with a new fence and a lease.
     #[oai(status = 200)]
     Claimed(
-        Json<TaskDto>,
+        SerdeJson<TaskDto>,
         #[oai(header = "ETag")] String,
         /// `true` when this is the stored answer to an earlier request with the same
         /// `Idempotency-Key`.
@@ -207,7 +210,7 @@ fn etag(task: &Task) -> String {
 
 fn task_ok(task: Task) -> TaskResponse {
     let tag = etag(&task);
-    TaskResponse::Ok(Json(task.into()), tag, None)
+    TaskResponse::Ok(SerdeJson(task.into()), tag, None)
 }
 
 /// What a write command answered, and whether it was the stored answer of an earlier request
@@ -236,7 +239,7 @@ impl Ran {
     fn task_response(self) -> Result<TaskResponse> {
         let (task, replayed) = self.task()?;
         let tag = etag(&task);
-        Ok(TaskResponse::Ok(Json(task.into()), tag, replayed))
+        Ok(TaskResponse::Ok(SerdeJson(task.into()), tag, replayed))
     }
 }
 
@@ -391,7 +394,7 @@ impl Api {
         let (task, replayed) = self.run(&auth, &fingerprint, command).await?.task()?;
         let tag = etag(&task);
         Ok(CreateTaskResponse::Created(
-            Json(task.into()),
+            SerdeJson(task.into()),
             tag,
             replayed,
         ))
@@ -434,7 +437,7 @@ impl Api {
         };
         let page = self.flow.list_tasks(&auth.identity(), &filter).await?;
         Ok(TaskListResponse::Ok(
-            Json(page.items.into_iter().map(Into::into).collect()),
+            SerdeJson(page.items.into_iter().map(Into::into).collect()),
             page.total,
         ))
     }
@@ -864,7 +867,7 @@ impl Api {
         };
         let page = self.flow.ready_tasks(&auth.identity(), &filter).await?;
         Ok(TaskListResponse::Ok(
-            Json(page.items.into_iter().map(Into::into).collect()),
+            SerdeJson(page.items.into_iter().map(Into::into).collect()),
             page.total,
         ))
     }
@@ -900,7 +903,11 @@ impl Api {
         match ran.outcome {
             Outcome::Claimed(Some(task)) => {
                 let tag = etag(&task);
-                Ok(ClaimResponse::Claimed(Json(task.into()), tag, replayed))
+                Ok(ClaimResponse::Claimed(
+                    SerdeJson(task.into()),
+                    tag,
+                    replayed,
+                ))
             }
             Outcome::Claimed(None) => Ok(ClaimResponse::NothingReady(replayed)),
             other => Err(unexpected(&other)),

@@ -20,7 +20,11 @@ pub fn parent_or_none(parent_id: Option<i64>) -> Option<i64> {
 }
 
 /// A task.
-#[derive(Debug, Clone, Object)]
+///
+/// Also `serde::Serialize`, field for field the JSON its `ToJSON` gives (times as
+/// `to_rfc3339`, `null` for an absent optional field), so that task bodies are written in one
+/// pass ([`crate::body::SerdeJson`]).
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename = "Task")]
 pub struct TaskDto {
     /// Assigned by the server; never reused.
@@ -49,8 +53,10 @@ pub struct TaskDto {
     #[oai(nullable)]
     pub parent_id: Option<i64>,
     /// Creation time (UTC).
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
     /// Last change (UTC).
+    #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// Starts at 1, +1 per change. Also sent as the `ETag` header.
     pub version: i64,
@@ -59,7 +65,24 @@ pub struct TaskDto {
     pub fence: i64,
     /// When the holder's lease runs out (UTC), if the task was started with one.
     #[oai(nullable)]
+    #[serde(serialize_with = "rfc3339_or_null")]
     pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A time as poem-openapi's `ToJSON` writes it (`DateTime::to_rfc3339`: `+00:00`, never `Z`).
+fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&t.format("%Y-%m-%dT%H:%M:%S%.f%:z"))
+}
+
+/// [`rfc3339`], or `null`.
+fn rfc3339_or_null<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
 }
 
 impl From<Task> for TaskDto {
@@ -448,5 +471,58 @@ impl<T: poem_openapi::types::ParseFromJSON> poem_openapi::types::ParseFromJSON
         Option::<T>::parse_from_json(value)
             .map(NullableObject)
             .map_err(poem_openapi::types::ParseError::propagate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Timelike};
+    use poem_openapi::types::ToJSON;
+
+    use super::*;
+
+    fn task(nanos: u32, lease: bool) -> TaskDto {
+        let at = Utc
+            .with_ymd_and_hms(2026, 12, 2, 9, 5, 7)
+            .unwrap()
+            .with_nanosecond(nanos)
+            .unwrap();
+        TaskDto {
+            id: 42,
+            title: "Ship \"it\" ✓".into(),
+            description: lease.then(|| "line\nbreak".into()),
+            status: TaskStatus::InProgress.into(),
+            priority: Priority::Critical.into(),
+            progress_percent: 40,
+            assigned_to: lease.then(|| "agent-7".into()),
+            project_slug: None,
+            parent_id: lease.then_some(7),
+            created_at: at,
+            updated_at: at + chrono::Duration::microseconds(1),
+            version: 3,
+            fence: 2,
+            lease_expires_at: lease.then_some(at),
+        }
+    }
+
+    /// A task body written with serde is exactly what poem-openapi's `ToJSON` would write,
+    /// whatever the precision of its times and with every optional field present or null.
+    #[test]
+    fn serde_output_matches_to_json() {
+        for nanos in [0, 120_000_000, 123_456_000, 123_456_789, 999_999_999] {
+            for lease in [false, true] {
+                let dto = task(nanos, lease);
+                let serde = serde_json::to_value(&dto).unwrap();
+                assert_eq!(
+                    serde,
+                    dto.to_json().unwrap(),
+                    "nanos {nanos}, lease {lease}"
+                );
+                assert_eq!(
+                    serde["created_at"].as_str().unwrap(),
+                    dto.created_at.to_rfc3339()
+                );
+            }
+        }
     }
 }

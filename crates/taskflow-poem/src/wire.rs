@@ -10,7 +10,7 @@ use poem_openapi::types::{
     ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
 };
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use taskflow_core::model::StringEnum;
 
@@ -81,6 +81,13 @@ impl<T: StringEnum> ParseFromParameter for Wire<T> {
 impl<T: StringEnum> ToJSON for Wire<T> {
     fn to_json(&self) -> Option<Value> {
         Some(Value::from(self.0.as_str()))
+    }
+}
+
+/// The same text as [`ToJSON`] gives, for bodies written with serde (`crate::body::SerdeJson`).
+impl<T: StringEnum> Serialize for Wire<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
     }
 }
 

@@ -1,10 +1,16 @@
--- Claim-next, step 1: picks and locks the first task of the caller's ready queue, skipping the
--- tasks other claimers hold. The ready predicate and the order are those of `ready_tasks.sql`
--- (keep the two in step; a unit test compares them):
+-- Claim-next, step 1: picks and locks the first task of one priority in the caller's ready
+-- queue, skipping the tasks other claimers hold. The ready predicate is that of
+-- `ready_tasks.sql` (keep the two in step; a unit test compares them):
 --   $1 the ready status, $2 the finished status (`ReadyRule::ready`, `ReadyRule::finished`),
 --   $3 the claimer's actor id, $4 the project or NULL, $5..$8 the priorities, most urgent
 --   first (`ReadyRule::urgency`), $9 ids to leave out (candidates this transaction already
---   found waiting, see `claim_waiting.sql`).
+--   found waiting, see `claim_waiting.sql`), $10 the rank (1..4) of the priority to look in.
+--
+-- The queue's order is rank, then id. The claim asks rank 1, then 2, and so on, and takes the
+-- first task it finds: the head of the queue, as `ready_tasks.sql` orders it (a priority the
+-- urgency does not rank comes last: `claim_unranked.sql`). Within one priority the pending
+-- tasks are walked in id order on `tasks_ready_idx` (priority, id) and the walk stops at the
+-- first that qualifies, so a claim never ranks every ready task.
 --
 -- Why two claimers can never take the same task: FOR UPDATE puts an exclusive row lock on the
 -- task it returns, held until the claim commits or rolls back, and a claimer only writes the
@@ -40,7 +46,7 @@ WHERE t.status = $1
   )
 -- ready:end
   AND t.id <> ALL ($9::BIGINT[])
-ORDER BY CASE t.priority WHEN $5 THEN 0 WHEN $6 THEN 1 WHEN $7 THEN 2 WHEN $8 THEN 3 ELSE 4 END,
-         t.id
+  AND t.priority = (ARRAY[$5, $6, $7, $8]::TEXT[])[$10]
+ORDER BY t.id
 LIMIT 1
 FOR UPDATE OF t SKIP LOCKED

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgArguments, PgRow, Postgres};
 use sqlx::query::Query;
 use sqlx::{Row, Transaction};
 use taskflow_core::lifecycle::ReadyRule;
-use taskflow_core::model::{Page, ReadyFilter, Task, TaskStatus, Timestamp};
+use taskflow_core::model::{Page, Priority, ReadyFilter, Task, TaskStatus, Timestamp};
 use taskflow_core::{
     Claim, Conflict, Dependencies, DependencyWrite, EdgeChange, LeaseWrite, QueueStore, Result,
     Written,
@@ -35,6 +35,8 @@ const READY_TASKS: &str = include_str!("../queries/ready_tasks.sql");
 
 /// Claim-next, step 1: locks the first ready task nobody else holds.
 const CLAIM_NEXT: &str = include_str!("../queries/claim_next.sql");
+/// Claim-next's pick among priorities the urgency does not rank.
+const CLAIM_UNRANKED: &str = include_str!("../queries/claim_unranked.sql");
 
 /// Claim-next, step 2: whether the locked task gained an unfinished dependency meanwhile.
 const CLAIM_WAITING: &str = include_str!("../queries/claim_waiting.sql");
@@ -254,17 +256,45 @@ impl PgStore {
         // (A new pick would not return them anyway, since its fresh snapshot sees their new
         // edge; excluding them makes the loop's progress obvious.)
         let mut skipped: Vec<i64> = Vec::new();
+        // The ranks to look in, most urgent first (a priority named twice is looked at once),
+        // then the priorities the urgency does not rank, if any.
+        let mut ranks: Vec<Option<i32>> = Vec::with_capacity(5);
+        for (i, priority) in rule.urgency.iter().enumerate() {
+            if !rule.urgency[..i].contains(priority) {
+                ranks.push(Some(i32::try_from(i + 1).unwrap_or(i32::MAX)));
+            }
+        }
+        if Priority::ALL.iter().any(|p| !rule.urgency.contains(p)) {
+            ranks.push(None);
+        }
         let picked = loop {
-            let row = bind_ready(
-                sqlx::query(CLAIM_NEXT),
-                rule,
-                &claim.actor.id,
-                claim.project.as_deref(),
-            )
-            .bind(skipped.clone())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(PgError::from)?;
+            let mut row = None;
+            for rank in &ranks {
+                let query = match rank {
+                    Some(rank) => bind_ready(
+                        sqlx::query(CLAIM_NEXT),
+                        rule,
+                        &claim.actor.id,
+                        claim.project.as_deref(),
+                    )
+                    .bind(skipped.clone())
+                    .bind(*rank),
+                    None => bind_ready(
+                        sqlx::query(CLAIM_UNRANKED),
+                        rule,
+                        &claim.actor.id,
+                        claim.project.as_deref(),
+                    )
+                    .bind(skipped.clone()),
+                };
+                row = query
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(PgError::from)?;
+                if row.is_some() {
+                    break;
+                }
+            }
             let Some(row) = row else {
                 discard(tx).await;
                 return Ok(None);
@@ -407,9 +437,16 @@ mod tests {
         let ready = ready_predicate(super::READY_TASKS);
         assert!(claim.len() > 5, "{claim:?}");
         assert_eq!(claim, ready);
+        let unranked = ready_predicate(super::CLAIM_UNRANKED);
+        assert_eq!(unranked, ready);
         let order = "CASE t.priority WHEN $5 THEN 0 WHEN $6 THEN 1 WHEN $7 THEN 2 WHEN $8 THEN 3 \
                      ELSE 4 END";
-        assert!(super::CLAIM_NEXT.contains(order));
         assert!(super::READY_TASKS.contains(order));
+        // Claim-next looks in one rank at a time, in id order; the rank's priority is $5..$8
+        // indexed by $10, and the last resort takes what the urgency leaves unranked.
+        assert!(super::CLAIM_NEXT.contains("t.priority = (ARRAY[$5, $6, $7, $8]::TEXT[])[$10]"));
+        assert!(
+            super::CLAIM_UNRANKED.contains("t.priority <> ALL (ARRAY[$5, $6, $7, $8]::TEXT[])")
+        );
     }
 }

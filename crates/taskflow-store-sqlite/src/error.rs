@@ -63,6 +63,15 @@ pub(crate) enum SqliteError {
     #[error("SQLite worker thread failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 
+    #[error("cannot start the SQLite writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
+
+    #[error("the SQLite writer thread failed during this write; it was rolled back")]
+    WriterFailed,
+
+    #[error("a SQLite write ran outside the writer's transaction; nothing was written")]
+    NotInBatch,
+
     #[error(
         "unsupported SQLite URL {0:?}: expected sqlite://relative.db, sqlite:///absolute.db or sqlite::memory:"
     )]

@@ -21,19 +21,36 @@
 //!     ROWID`; `outcome` is NULL while the request runs), and an index on `expires_at` for the
 //!     purge. Nothing existing changes.
 //!
-//!   A 0.1.0 database upgrades in place on first open (1 → 3 in one transaction), keeping
+//!   - `0004_ready_head.sql` (schema 4): an index `tasks (status, priority, id)`, by which
+//!     claim-next finds the head of the ready queue without ranking every ready task.
+//!
+//!   A 0.1.0 database upgrades in place on first open (1 → 4 in one transaction), keeping
 //!   every row and id (the tests upgrade a real 0.1.0 file, `tests/fixtures/0.1.0/` at the
 //!   repository root).
 //! - **Settings**: WAL journal, `synchronous=NORMAL`, a busy timeout, foreign keys on, and
 //!   `BEGIN IMMEDIATE` for every write, so a read-then-write never deadlocks on lock upgrade.
-//! - **Concurrency**: one writer connection and a small pool of read-only connections. Under WAL,
-//!   readers never queue behind the writer. Every call runs on tokio's blocking pool, so the
-//!   async runtime is never blocked, and every statement comes from the prepared-statement cache.
-//!   An in-memory database has a single connection, since each `:memory:` connection would be a
-//!   separate database.
-//! - **Writes** follow the [`Store`] contract. Each runs in one `BEGIN IMMEDIATE` transaction
-//!   on the writer connection, together with its audit row (whose `action` is stored as its
-//!   text, and read back strictly: an unknown stored value is a corrupt-row error).
+//! - **Concurrency**: one writer connection, owned by a writer thread, and a small pool of
+//!   read-only connections. Under WAL, readers never queue behind the writer. A read by key
+//!   (`get_task`, `get_worker`, `dependencies`, the audit horizon, `ping`) runs where it is
+//!   called, on an idle reader, since it takes microseconds and a thread hop would cost more;
+//!   a read of unbounded cost (a page and its count, an audit trail) runs on tokio's blocking
+//!   pool, so the async runtime is never blocked. Every statement comes from the
+//!   prepared-statement cache. An in-memory database has a single connection, since each
+//!   `:memory:` connection would be a separate database.
+//! - **Group commit.** Every write is queued for the writer thread, which takes the first
+//!   write waiting and every write already queued behind it (up to 64), runs them in one
+//!   `BEGIN IMMEDIATE` transaction, each in its own savepoint, and commits once. No write is
+//!   answered before that commit, and if it fails every write of the batch fails with it; a
+//!   lost compare-and-set, a refusal or an error rolls back its own savepoint alone. A lone
+//!   write is not delayed: nothing waits to fill a batch. (Under load the queue fills while a
+//!   batch commits, so commits are shared; see `writer.rs`.) Below, "its transaction" means
+//!   the write's savepoint inside the batch's transaction: the write lock is held from the
+//!   write's first check to the batch's commit, so every check sees what the write is applied
+//!   to.
+//! - **Writes** follow the [`Store`] contract. Each runs in its own transaction (its savepoint
+//!   in the batch) on the writer connection, together with its audit row (whose `action` is
+//!   stored as its text, and read back strictly: an unknown stored value is a corrupt-row
+//!   error).
 //!   - `update_task` and `delete_task` are compare-and-set: they first read the stored version
 //!     and answer [`Written::Stale`] unless it is the one the write expects; the statement
 //!     itself also names that version.
@@ -69,7 +86,7 @@
 //!     other claimer, on this store or on another connection or process using the same file,
 //!     can pick the same task; the next one to get the lock sees it started and takes the next
 //!     task. No claim is ever lost and retried, and a refused decision writes nothing. Claims
-//!     are serialized, one commit each.
+//!     are serialized under the write lock; their commits are shared by group commit.
 //!   - `expired_leases` reads the tasks whose `lease_expires_at` (RFC 3339 text in UTC with
 //!     microseconds, so text order is time order) is at or before the given time, oldest expiry
 //!     first; the lifecycle only ever holds a lease on an `in_progress` task.
@@ -116,6 +133,7 @@
 
 mod error;
 mod sql;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -144,6 +162,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0001_initial.sql")),
     M::up(include_str!("../migrations/0002_work_queue.sql")),
     M::up(include_str!("../migrations/0003_idempotency.sql")),
+    M::up(include_str!("../migrations/0004_ready_head.sql")),
 ];
 
 /// How a [`SqliteStore`] opens its database.
@@ -165,6 +184,16 @@ impl Default for SqliteOptions {
     }
 }
 
+/// What a [`SqliteStore`]'s writer has committed ([`SqliteStore::commit_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitStats {
+    /// Write transactions committed (one per batch).
+    pub commits: u64,
+    /// Writes committed in them (each in its own savepoint).
+    pub writes: u64,
+}
+
 /// A taskflow [`Store`] on SQLite. Cheap to clone; clones share connections.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -184,13 +213,18 @@ type Slot = Mutex<Option<Connection>>;
 
 struct Inner {
     path: PathBuf,
-    writer: Slot,
+    /// The writer connection. The writer thread locks it for each batch; `close` takes it.
+    writer: Arc<Slot>,
+    /// The writer thread's queue (see `writer.rs`): every write goes through it.
+    writes: std::sync::mpsc::Sender<writer::Job>,
+    /// What the writer thread has committed.
+    counters: Arc<writer::Counters>,
     /// Empty for in-memory databases: reads then use the writer.
     readers: Vec<Slot>,
     next_reader: AtomicUsize,
 }
 
-fn lock(slot: &Slot) -> MutexGuard<'_, Option<Connection>> {
+pub(crate) fn lock(slot: &Slot) -> MutexGuard<'_, Option<Connection>> {
     // A panic while holding a connection leaves it usable: rusqlite rolls back an open
     // transaction when it is dropped during unwinding.
     slot.lock().unwrap_or_else(PoisonError::into_inner)
@@ -220,6 +254,13 @@ impl Inner {
             }
         }
         with_conn(&self.readers[start % n], f)
+    }
+
+    /// A reader no one is using, if there is one (never the writer).
+    fn idle_reader(&self) -> Option<MutexGuard<'_, Option<Connection>>> {
+        let n = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok())
     }
 }
 
@@ -257,11 +298,22 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// What group commit has done so far: write transactions committed, and the writes they
+    /// held. Under concurrent writes there are fewer commits than writes.
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.inner.counters.commits.load(Ordering::Relaxed),
+            writes: self.inner.counters.writes.load(Ordering::Relaxed),
+        }
+    }
+
     /// The schema version this build migrates to.
     pub fn schema_version() -> usize {
         MIGRATIONS.len()
     }
 
+    /// A read of unbounded cost (a page and its count, a whole audit trail): on tokio's
+    /// blocking pool, so the async runtime is never blocked.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -272,14 +324,35 @@ impl SqliteStore {
             .map_err(SqliteError::from)?
     }
 
+    /// A read by key, which takes microseconds: run where the caller is, on an idle reader,
+    /// with no hop to another thread. (A hop to the blocking pool and back costs more than the
+    /// read.) If every reader is busy, or the database is in memory and has only the writer,
+    /// it goes to the blocking pool like any other read.
+    async fn read_by_key<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if let Some(mut reader) = self.inner.idle_reader() {
+            return match reader.as_mut() {
+                Some(conn) => f(conn),
+                None => Err(SqliteError::Closed.into()),
+            };
+        }
+        self.read(f).await
+    }
+
+    /// A write: queued for the writer thread, which commits it with the writes queued beside
+    /// it (group commit, see `writer.rs`), and answered after that commit.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || with_conn(&inner.writer, f))
-            .await
-            .map_err(SqliteError::from)?
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .writes
+            .send(writer::job(f, done))
+            .map_err(|_| SqliteError::Closed)?;
+        answer.await.map_err(|_| SqliteError::WriterFailed)?
     }
 }
 
@@ -331,6 +404,10 @@ fn open_blocking(path: PathBuf, options: &SqliteOptions) -> Result<Inner> {
             .map_err(SqliteError::from)?;
     }
     migrate(&mut writer, &path)?;
+    let writer = Arc::new(Mutex::new(Some(writer)));
+    let counters = Arc::new(writer::Counters::default());
+    let writes = writer::spawn(Arc::clone(&writer), Arc::clone(&counters))
+        .map_err(SqliteError::WriterThread)?;
 
     let readers = if in_memory {
         Vec::new()
@@ -351,7 +428,9 @@ fn open_blocking(path: PathBuf, options: &SqliteOptions) -> Result<Inner> {
     };
     Ok(Inner {
         path,
-        writer: Mutex::new(Some(writer)),
+        writer,
+        writes,
+        counters,
         readers,
         next_reader: AtomicUsize::new(0),
     })
@@ -385,7 +464,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_task(&self, id: i64) -> Result<Option<Task>> {
-        self.read(move |c| Ok(sql::get_task(c, id)?)).await
+        self.read_by_key(move |c| Ok(sql::get_task(c, id)?)).await
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Page<Task>> {
@@ -419,7 +498,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_horizon(&self) -> Result<i64> {
-        self.read(|c| Ok(sql::audit_horizon(c)?)).await
+        self.read_by_key(|c| Ok(sql::audit_horizon(c)?)).await
     }
 
     async fn audit_after(
@@ -441,7 +520,8 @@ impl Store for SqliteStore {
 
     async fn get_worker(&self, id: &str) -> Result<Option<Worker>> {
         let id = id.to_owned();
-        self.read(move |c| Ok(sql::get_worker(c, &id)?)).await
+        self.read_by_key(move |c| Ok(sql::get_worker(c, &id)?))
+            .await
     }
 
     async fn list_workers(&self) -> Result<Vec<Worker>> {
@@ -449,13 +529,13 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(sql::ping(c)?)).await
+        self.read_by_key(|c| Ok(sql::ping(c)?)).await
     }
 
     async fn close(&self) -> Result<()> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            for slot in inner.readers.iter().chain([&inner.writer]) {
+            for slot in inner.readers.iter().chain([&*inner.writer]) {
                 if let Some(conn) = lock(slot).take() {
                     conn.close().map_err(|(_, e)| SqliteError::from(e))?;
                 }
@@ -504,7 +584,8 @@ impl IdempotencyStore for SqliteStore {
 #[async_trait]
 impl QueueStore for SqliteStore {
     async fn dependencies(&self, task_id: i64) -> Result<Dependencies> {
-        self.read(move |c| Ok(sql::dependencies(c, task_id)?)).await
+        self.read_by_key(move |c| Ok(sql::dependencies(c, task_id)?))
+            .await
     }
 
     async fn write_dependency(&self, write: &DependencyWrite) -> Result<Written<()>> {

@@ -4,9 +4,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{
-    Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params, params_from_iter,
-};
+use rusqlite::{Connection, OptionalExtension, Row, Savepoint, params, params_from_iter};
 use taskflow_core::events::FeedFilter;
 use taskflow_core::idempotency::{OutcomeRecord, Reservation, Reserve};
 use taskflow_core::lifecycle::ReadyRule;
@@ -28,6 +26,19 @@ const TASK_COLUMNS: &str = "id, title, description, status, priority, progress_p
      lease_expires_at, lease_seconds";
 const AUDIT_COLUMNS: &str =
     "id, task_id, project_slug, actor_id, actor_type, action, context, timestamp";
+
+/// Opens the savepoint of one write inside the writer thread's batch transaction (see
+/// `writer.rs`), which began with `BEGIN IMMEDIATE`: SQLite's single write lock is held from
+/// the write's first check to the batch's commit. Committing the savepoint keeps the write in
+/// the batch; dropping it (a refusal, a lost compare-and-set, an error) rolls back this write
+/// alone. Outside a transaction a savepoint would begin a deferred one, whose read-then-write
+/// can fail on lock upgrade, so that is refused.
+fn write_scope(conn: &mut Connection) -> Result<Savepoint<'_>> {
+    if conn.is_autocommit() {
+        return Err(SqliteError::NotInBatch);
+    }
+    Ok(conn.savepoint()?)
+}
 
 /// Timestamps are stored as RFC 3339 text with microseconds, which sorts as it reads.
 pub(crate) fn ts(t: &Timestamp) -> String {
@@ -289,7 +300,7 @@ pub(crate) fn audit_after(
 /// is rendered against `written`, the task as the change wrote it (`None` for a delete); an
 /// outcome that cannot be rendered fails the write, which then rolls back.
 fn insert_audit(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     task_id: i64,
     a: &AuditDraft,
     written: Option<&Task>,
@@ -334,7 +345,7 @@ pub(crate) fn insert_task(
     audit: &AuditDraft,
 ) -> Result<Written<Task>> {
     let run = |conn: &mut Connection| -> Result<Task> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = write_scope(conn)?;
         tx.prepare_cached(
             "INSERT INTO tasks (title, description, status, priority, progress_percent, assigned_to, \
              project_slug, parent_id, created_at, updated_at, version, fence, lease_expires_at, \
@@ -381,7 +392,7 @@ const REACHES: &str = "WITH RECURSIVE chain (id) AS ( \
 
 /// The first invariant of `invariants` that does not hold, as a refusal; an error for an
 /// invariant this store does not know how to check.
-fn broken_invariant(tx: &Transaction<'_>, invariants: &[Invariant]) -> Result<Option<Conflict>> {
+fn broken_invariant(tx: &Connection, invariants: &[Invariant]) -> Result<Option<Conflict>> {
     for invariant in invariants {
         match *invariant {
             Invariant::AcyclicParent { task, parent } => {
@@ -400,7 +411,7 @@ fn broken_invariant(tx: &Transaction<'_>, invariants: &[Invariant]) -> Result<Op
 }
 
 /// The stored version of task `id`, if it exists.
-fn current_version(tx: &Transaction<'_>, id: i64) -> Result<Option<i64>> {
+fn current_version(tx: &Connection, id: i64) -> Result<Option<i64>> {
     Ok(tx
         .prepare_cached("SELECT version FROM tasks WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -409,7 +420,7 @@ fn current_version(tx: &Transaction<'_>, id: i64) -> Result<Option<i64>> {
 
 /// Whether task `id` is stored at `version` with the lease expiry `lease` (a heartbeat renews a
 /// lease without a new version; a write that read the task before it must not undo it).
-fn is_at(tx: &Transaction<'_>, id: i64, version: i64, lease: Option<&Timestamp>) -> Result<bool> {
+fn is_at(tx: &Connection, id: i64, version: i64, lease: Option<&Timestamp>) -> Result<bool> {
     let stored: Option<(i64, Option<String>)> = tx
         .prepare_cached("SELECT version, lease_expires_at FROM tasks WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -420,7 +431,7 @@ fn is_at(tx: &Transaction<'_>, id: i64, version: i64, lease: Option<&Timestamp>)
 /// Compare-and-set of one task row: replaces every field but `created_at` (and the id) with
 /// `t`'s if the row is at `expected_version`. Returns the row as written (with its stored
 /// `created_at`), or `None` if no row was replaced.
-fn replace_task(tx: &Transaction<'_>, t: &Task, expected_version: i64) -> Result<Option<Task>> {
+fn replace_task(tx: &Connection, t: &Task, expected_version: i64) -> Result<Option<Task>> {
     let sql = format!(
         "UPDATE tasks SET title = ?1, description = ?2, status = ?3, priority = ?4, \
          progress_percent = ?5, assigned_to = ?6, project_slug = ?7, parent_id = ?8, \
@@ -457,7 +468,7 @@ pub(crate) fn update_task(conn: &mut Connection, write: &TaskWrite) -> Result<Wr
     let run = |conn: &mut Connection| -> Result<Written<()>> {
         // IMMEDIATE takes SQLite's single write lock now, so from the version check to the
         // commit no other writer (in this process or another) can change what the checks read.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = write_scope(conn)?;
         if !is_at(
             &tx,
             t.id,
@@ -486,7 +497,7 @@ pub(crate) fn delete_task(
     expected_version: i64,
     audit: &AuditDraft,
 ) -> Result<Written<()>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = write_scope(conn)?;
     if current_version(&tx, id)? != Some(expected_version) {
         return Ok(Written::Stale);
     }
@@ -516,7 +527,7 @@ pub(crate) fn delete_task(
 }
 
 pub(crate) fn put_worker(conn: &mut Connection, w: &Worker) -> Result<Worker> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = write_scope(conn)?;
     let stored = tx
         .prepare_cached(
             "INSERT INTO workers (id, type, name, created_at) VALUES (?1, ?2, ?3, ?4) \
@@ -639,6 +650,42 @@ impl Ready<'_> {
         params.push((":offset", SqlValue::Integer(offset)));
         (sql, params)
     }
+
+    /// The head of the queue: the first ready task in queue order, as [`Ready::select`] with
+    /// `LIMIT 1` would pick it, found by index. For each priority in the rule's urgency, most
+    /// urgent first, it walks `tasks_ready_head` (status, priority, id) in id order and stops
+    /// at the first task that passes the rest of the ready predicate; then, for safety, any
+    /// priority the urgency does not rank (ranked last, as in `select`). A claim costs a few
+    /// index steps however many tasks are ready, instead of ranking all of them.
+    fn head(&self, conn: &Connection) -> Result<Option<Task>> {
+        let (from_where, params) = self.filtered();
+        let ranked = format!(
+            "SELECT {TASK_COLUMNS} {from_where} AND t.priority = :priority ORDER BY t.id LIMIT 1"
+        );
+        for priority in self.rule.urgency {
+            let mut params = params.clone();
+            params.push((":priority", text(priority.as_str())));
+            let found = collect(conn, &ranked, named(&params).as_slice(), task_from_row)?;
+            if let Some(task) = found.into_iter().next() {
+                return Ok(Some(task));
+            }
+        }
+        let unranked = format!(
+            "SELECT {TASK_COLUMNS} {from_where} \
+             AND t.priority NOT IN (:urgency0, :urgency1, :urgency2, :urgency3) \
+             ORDER BY t.id LIMIT 1"
+        );
+        let mut params = params;
+        let urgency = [":urgency0", ":urgency1", ":urgency2", ":urgency3"];
+        for (name, priority) in urgency.into_iter().zip(self.rule.urgency) {
+            params.push((name, text(priority.as_str())));
+        }
+        Ok(
+            collect(conn, &unranked, named(&params).as_slice(), task_from_row)?
+                .into_iter()
+                .next(),
+        )
+    }
 }
 
 fn named(params: &Named) -> Vec<(&str, &dyn rusqlite::ToSql)> {
@@ -686,7 +733,7 @@ pub(crate) fn write_dependency(
     let id = write.task.id;
     // Under SQLite's single write lock from here to the commit: the checks below see what the
     // write will be applied to, and no concurrent edge can slip in between.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = write_scope(conn)?;
     if !is_at(
         &tx,
         id,
@@ -784,11 +831,8 @@ pub(crate) fn claim_next(
         project: claim.project.as_deref(),
         rule: &claim.rule,
     };
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(SqliteError::from)?;
-    let (sql, params) = ready.select(1, 0);
-    let Some(picked) = collect(&tx, &sql, named(&params).as_slice(), task_from_row)?.pop() else {
+    let tx = write_scope(conn)?;
+    let Some(picked) = ready.head(&tx)? else {
         return Ok(None);
     };
     // A refusal drops the transaction, which rolls it back: nothing was written.
@@ -811,7 +855,7 @@ pub(crate) fn claim_next(
 }
 
 pub(crate) fn extend_lease(conn: &mut Connection, write: &LeaseWrite) -> Result<Written<()>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = write_scope(conn)?;
     // No version bump and no audit row: a heartbeat is not a change of the task.
     let changed = tx
         .prepare_cached(
@@ -876,7 +920,7 @@ fn store_record(conn: &Connection, record: &OutcomeRecord, outcome: &str) -> Res
 /// it. SQLite's single write lock is held from the read to the commit, so of concurrent
 /// reservations of one key exactly one finds it free.
 pub(crate) fn reserve(conn: &mut Connection, r: &Reserve) -> Result<Reservation> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = write_scope(conn)?;
     let found: Option<(String, Option<String>, String, String)> = tx
         .prepare_cached(
             "SELECT fingerprint, outcome, created_at, expires_at FROM idempotency_records \
@@ -921,7 +965,7 @@ pub(crate) fn reserve(conn: &mut Connection, r: &Reserve) -> Result<Reservation>
 
 /// Stores the rendered outcome of a request that changed nothing, replacing its reservation.
 pub(crate) fn settle(conn: &mut Connection, record: &OutcomeRecord, outcome: &str) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = write_scope(conn)?;
     store_record(&tx, record, outcome)?;
     tx.commit()?;
     Ok(())

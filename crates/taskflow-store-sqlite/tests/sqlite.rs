@@ -252,6 +252,13 @@ async fn file_databases_use_wal_and_foreign_keys() {
              ORDER BY CASE priority WHEN 'a' THEN 0 ELSE 1 END, id LIMIT 1",
             "COVERING INDEX tasks_ready",
         ),
+        // Claim-next walks one priority's ready tasks in id order (migration 4): no sort.
+        (
+            "SELECT * FROM tasks t WHERE t.status = 'x' \
+             AND (t.assigned_to IS NULL OR t.assigned_to = 'a') AND t.priority = 'high' \
+             ORDER BY t.id LIMIT 1",
+            "USING INDEX tasks_ready_head (status=? AND priority=?)",
+        ),
     ] {
         let p = plan(sql);
         assert!(p.contains(index), "{sql}: {p}");
@@ -753,4 +760,142 @@ async fn every_change_stores_its_outcome_with_itself() {
             .total;
         assert_eq!(after, rows, "a replay writes nothing: {command:?}");
     }
+}
+
+trait MapDone<T> {
+    fn map_done<U>(self, f: impl FnOnce(T) -> U) -> Written<U>;
+}
+
+impl<T> MapDone<T> for Written<T> {
+    fn map_done<U>(self, f: impl FnOnce(T) -> U) -> Written<U> {
+        match self {
+            Written::Done(t) => Written::Done(f(t)),
+            Written::Stale => Written::Stale,
+            Written::Refused(conflict) => Written::Refused(conflict),
+        }
+    }
+}
+
+/// Group commit: concurrent writes share transactions, yet each stays atomic on its own. Of
+/// 300 writes in flight together, 100 inserts all land, a refused insert (missing parent) and
+/// the 99 losers of one compare-and-set write nothing, and exactly one update wins; every
+/// change has its audit row and nothing else has one. The store reports fewer commits than
+/// writes, so the writes really were batched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_keeps_each_write_atomic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(dir.path().join("batch.db"))
+            .await
+            .unwrap(),
+    );
+    let Written::Done(target) = store
+        .insert_task(&draft("contested"), &row(AuditAction::Created))
+        .await
+        .unwrap()
+    else {
+        panic!("the first insert was not written")
+    };
+    let before = store.commit_stats();
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(300));
+    let mut handles = Vec::new();
+    for i in 0..300 {
+        let (store, barrier, target) = (store.clone(), barrier.clone(), target.clone());
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            match i % 3 {
+                0 => (
+                    "insert",
+                    store
+                        .insert_task(&draft(&format!("t{i}")), &row(AuditAction::Created))
+                        .await
+                        .unwrap()
+                        .map_done(|t| t.id),
+                ),
+                1 => {
+                    let orphan = TaskDraft {
+                        parent_id: Some(999_999),
+                        ..draft("orphan")
+                    };
+                    (
+                        "orphan",
+                        store
+                            .insert_task(&orphan, &row(AuditAction::Created))
+                            .await
+                            .unwrap()
+                            .map_done(|t| t.id),
+                    )
+                }
+                _ => {
+                    let mut task = target.clone();
+                    task.title = format!("won by {i}");
+                    task.version = 2;
+                    let write = TaskWrite {
+                        task,
+                        expected_version: 1,
+                        expected_lease_expires_at: None,
+                        audit: row(AuditAction::Updated),
+                        invariants: Vec::new(),
+                    };
+                    (
+                        "update",
+                        store.update_task(&write).await.unwrap().map_done(|()| 0),
+                    )
+                }
+            }
+        }));
+    }
+    let (mut inserted, mut orphans_refused, mut updates_won, mut updates_stale) =
+        (HashSet::new(), 0, 0, 0);
+    for handle in handles {
+        match handle.await.unwrap() {
+            ("insert", Written::Done(id)) => assert!(inserted.insert(id)),
+            ("orphan", Written::Refused(Conflict::ParentMissing { parent: 999_999 })) => {
+                orphans_refused += 1;
+            }
+            ("update", Written::Done(_)) => updates_won += 1,
+            ("update", Written::Stale) => updates_stale += 1,
+            (kind, other) => panic!("unexpected outcome of {kind}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        (inserted.len(), orphans_refused, updates_won, updates_stale),
+        (100, 100, 1, 99)
+    );
+
+    let flow = TaskFlow::new(store.clone());
+    let tasks = flow
+        .list_tasks(&admin(), &TaskFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        tasks.total, 101,
+        "only the target and the 100 inserts exist"
+    );
+    let audit = flow
+        .list_audit(&admin(), &AuditFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.total,
+        1 + 100 + 1,
+        "one row per change, none for refusals"
+    );
+    assert!(
+        flow.get_task(&admin(), target.id)
+            .await
+            .unwrap()
+            .title
+            .starts_with("won by ")
+    );
+
+    let after = store.commit_stats();
+    let writes = after.writes - before.writes;
+    let commits = after.commits - before.commits;
+    assert_eq!(writes, 300, "every write went through a committed batch");
+    assert!(
+        commits < writes,
+        "300 concurrent writes took {commits} commits: nothing was batched"
+    );
 }
