@@ -19,11 +19,10 @@ pub fn parent_or_none(parent_id: Option<i64>) -> Option<i64> {
     parent_id.filter(|&id| id != 0)
 }
 
+// Also `serde::Serialize`, field for field the JSON its `ToJSON` gives (times as
+// `to_rfc3339`, `null` for an absent optional field), so that task bodies are written in one
+// pass (`crate::body::SerdeJson`). Not in the doc comment, which is the schema's description.
 /// A task.
-///
-/// Also `serde::Serialize`, field for field the JSON its `ToJSON` gives (times as
-/// `to_rfc3339`, `null` for an absent optional field), so that task bodies are written in one
-/// pass ([`crate::body::SerdeJson`]).
 #[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename = "Task")]
 pub struct TaskDto {
