@@ -86,7 +86,7 @@ impl TokenCache {
             .estimated_items_capacity(capacity)
             .weight_capacity(bound as u64)
             .build()
-            .ok()?;
+            .ok()?; // fails only when one of the two capacities is left unset
         let entries = Cache::with_options(
             options,
             UnitWeighter,
