@@ -4,9 +4,16 @@
 use std::time::Duration;
 
 use taskflow_auth::test_support::{JwksServer, TestKey, jwks_of};
-use taskflow_auth::{Algorithm, AuthError, StaticVerifier, TokenClaims, Verifier};
+use taskflow_auth::{Algorithm, AuthError, StaticVerifier, TokenClaims, Verifier, unix_time};
 
 use crate::support::{b64, keys, unb64};
+
+/// Sleeps until the wall clock is past `unix_secs` (whole seconds: a second past is past).
+async fn sleep_past(unix_secs: i64) {
+    while unix_time() <= unix_secs {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 #[tokio::test]
 async fn a_cached_hit_returns_the_same_claims() {
@@ -34,12 +41,13 @@ async fn a_cached_token_past_its_exp_is_refused() {
         .leeway(Duration::ZERO)
         .build()
         .unwrap();
-    let claims = server.claims("u1").expires_in(Duration::from_secs(1));
+    verifier.prefetch().await.unwrap();
+    // Whole seconds: `exp` is 1 to 2 s away.
+    let claims = server.claims("u1").expires_in(Duration::from_secs(2));
     let token = keys().mint(Algorithm::EdDSA, &claims);
     assert!(verifier.verify(&token).await.is_ok());
     assert!(verifier.verify(&token).await.is_ok()); // a hit
-    // `exp` has whole seconds: 2.1 s from now is past it whatever the sub-second phase.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    sleep_past(claims.exp.unwrap()).await;
     assert_eq!(verifier.verify(&token).await, Err(AuthError::Expired));
     assert_eq!(
         verifier.cache_info().tokens_cached,
@@ -57,12 +65,13 @@ async fn a_cached_token_lives_as_long_as_the_leeway_allows() {
         .leeway(Duration::from_secs(3))
         .build()
         .unwrap();
-    // Expired 1 s ago: good for about 2 s more under a 3 s leeway, then refused.
+    verifier.prefetch().await.unwrap();
+    // Expired about a second ago: good for 1 to 2 s more under a 3 s leeway, then refused.
     let claims = server.claims("u1").expired_for(Duration::from_secs(1));
     let token = keys().mint(Algorithm::EdDSA, &claims);
     assert!(verifier.verify(&token).await.is_ok());
-    assert!(verifier.verify(&token).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert!(verifier.verify(&token).await.is_ok()); // a hit
+    sleep_past(claims.exp.unwrap() + 3).await;
     assert_eq!(verifier.verify(&token).await, Err(AuthError::Expired));
 }
 
