@@ -1,5 +1,6 @@
-//! Verifier configuration from the environment: `JWKS_URL`, `AUTH_SERVER_URL`, `JWT_ISSUER` and
-//! `JWT_AUDIENCE`, shared by every front-end that verifies tokens (the REST API, MCP over HTTP).
+//! Verifier configuration from the environment: `JWKS_URL`, `AUTH_SERVER_URL`, `JWT_ISSUER`,
+//! `JWT_AUDIENCE` and `AUTH_CACHE_SIZE`, shared by every front-end that verifies tokens (the
+//! REST API, MCP over HTTP).
 //!
 //! With neither `JWKS_URL` nor `AUTH_SERVER_URL`, [`AuthConfig::Dev`] is chosen: an ephemeral
 //! signing key that only this process trusts, which also mints a ready admin token.
@@ -7,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{BETTER_AUTH_JWKS_PATH, DevAuth, JwksVerifier, TokenClaims, Verifier};
+use crate::{BETTER_AUTH_JWKS_PATH, DevAuth, JwksVerifier, TokenClaims, Verifier, defaults};
 
 /// Bad configuration: one line that names the environment variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +44,10 @@ pub enum AuthConfig {
         issuers: Vec<String>,
         /// Accepted audiences (`aud` must match one); empty means not checked.
         audiences: Vec<String>,
+        /// Most verified tokens to remember (`AUTH_CACHE_SIZE`, default
+        /// [`defaults::TOKEN_CACHE_SIZE`]; 0 turns the cache off). See
+        /// [`JwksVerifierBuilder::token_cache_size`](crate::JwksVerifierBuilder::token_cache_size).
+        token_cache_size: usize,
     },
 }
 
@@ -83,8 +88,18 @@ impl AuthConfig {
     /// Given `AUTH_SERVER_URL`, keys come from `$AUTH_SERVER_URL/api/auth/jwks` and the issuer
     /// and audience default to that URL (Better Auth's defaults); `JWKS_URL` names any other key
     /// set; `JWT_ISSUER` and `JWT_AUDIENCE` (comma-separated) override the defaults.
+    /// `AUTH_CACHE_SIZE` bounds the verified-token cache (a count of tokens, 0 for none).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let token_cache_size = match get("AUTH_CACHE_SIZE") {
+            None => defaults::TOKEN_CACHE_SIZE,
+            Some(v) => v.trim().parse::<usize>().map_err(|_| {
+                EnvError::new(
+                    "AUTH_CACHE_SIZE",
+                    format!("must be a number of tokens (0 turns the cache off), got '{v}'"),
+                )
+            })?,
+        };
         let issuers = get("JWT_ISSUER").map(|v| csv(&v)).unwrap_or_default();
         let audiences = get("JWT_AUDIENCE").map(|v| csv(&v)).unwrap_or_default();
         let auth_server = get("AUTH_SERVER_URL")
@@ -103,11 +118,13 @@ impl AuthConfig {
                 jwks_url: http_url("JWKS_URL", &jwks)?,
                 issuers: or_server(issuers, &server),
                 audiences: or_server(audiences, &server),
+                token_cache_size,
             },
             (None, Some(server)) => AuthConfig::Jwks {
                 jwks_url: format!("{server}{BETTER_AUTH_JWKS_PATH}"),
                 issuers: or_server(issuers, &Some(server.clone())),
                 audiences: or_server(audiences, &Some(server)),
+                token_cache_size,
             },
             (None, None) => AuthConfig::Dev,
         })
@@ -138,8 +155,10 @@ impl AuthConfig {
                 jwks_url,
                 issuers,
                 audiences,
+                token_cache_size,
             } => {
-                let mut builder = JwksVerifier::builder(jwks_url.clone());
+                let mut builder =
+                    JwksVerifier::builder(jwks_url.clone()).token_cache_size(*token_cache_size);
                 // Enforced when set. Unset, they are waived explicitly and loudly: any key
                 // holder's tokens for any audience would pass.
                 if issuers.is_empty() {
@@ -194,11 +213,13 @@ mod tests {
                 jwks_url: "http://127.0.0.1:3001/api/auth/jwks".into(),
                 issuers: vec!["http://127.0.0.1:3001".into()],
                 audiences: vec!["http://127.0.0.1:3001".into()],
+                token_cache_size: 10_000,
             }
         );
         let c = config(&[
             ("JWKS_URL", "https://auth.example/keys"),
             ("JWT_AUDIENCE", "a, b"),
+            ("AUTH_CACHE_SIZE", " 0 "),
         ])
         .unwrap();
         assert_eq!(
@@ -207,6 +228,7 @@ mod tests {
                 jwks_url: "https://auth.example/keys".into(),
                 issuers: vec![],
                 audiences: vec!["a".into(), "b".into()],
+                token_cache_size: 0,
             }
         );
     }
@@ -216,6 +238,8 @@ mod tests {
         for (vars, var) in [
             (vec![("JWKS_URL", "ftp://x")], "JWKS_URL"),
             (vec![("AUTH_SERVER_URL", "nope")], "AUTH_SERVER_URL"),
+            (vec![("AUTH_CACHE_SIZE", "-1")], "AUTH_CACHE_SIZE"),
+            (vec![("AUTH_CACHE_SIZE", "10k")], "AUTH_CACHE_SIZE"),
         ] {
             let err = config(&vars).unwrap_err();
             assert_eq!(err.var, var, "{err}");

@@ -11,8 +11,9 @@ use tokio::runtime::Handle;
 use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 
-use crate::keys::{KeyIndex, Lookup};
+use crate::keys::{KeyIndex, Lookup, VerifyKey};
 use crate::token::{ClaimRules, HeaderAlg};
+use crate::token_cache::{TokenCache, Verified};
 use crate::{AuthError, ConfigError, Principal, Verifier, backend, token};
 
 /// Better Auth's JWKS path, relative to its base URL.
@@ -44,6 +45,8 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
     /// Largest accepted JWKS response body.
     pub const MAX_BODY_BYTES: usize = 256 * 1024;
+    /// Most verified tokens kept in the verified-token cache.
+    pub const TOKEN_CACHE_SIZE: usize = 10_000;
 }
 
 /// Counter of JWKS fetch attempts, through the `metrics` facade (a no-op unless the
@@ -74,6 +77,7 @@ pub struct JwksVerifierBuilder {
     connect_timeout: Duration,
     request_timeout: Duration,
     max_body_bytes: usize,
+    token_cache_size: usize,
 }
 
 impl JwksVerifierBuilder {
@@ -95,6 +99,7 @@ impl JwksVerifierBuilder {
             connect_timeout: defaults::CONNECT_TIMEOUT,
             request_timeout: defaults::REQUEST_TIMEOUT,
             max_body_bytes: defaults::MAX_BODY_BYTES,
+            token_cache_size: defaults::TOKEN_CACHE_SIZE,
         }
     }
 
@@ -212,6 +217,20 @@ impl JwksVerifierBuilder {
         self
     }
 
+    /// Most verified tokens to remember (default 10,000; 0 turns the cache off).
+    ///
+    /// A token that verified is then accepted on its next presentations without a signature
+    /// check, for as long as verification itself would accept it: until its `exp` (plus the
+    /// [leeway](Self::leeway)), and only while the key that verified it — the same `kid`,
+    /// algorithm and key material — is in the current, usable key set. A refresh that drops or
+    /// replaces the key, or a key set past its stale limit, ends that at once. Failed
+    /// verifications are never remembered. When full, tokens not presented lately make room
+    /// (CLOCK-PRO eviction). An entry takes a few hundred bytes.
+    pub fn token_cache_size(mut self, tokens: usize) -> Self {
+        self.token_cache_size = tokens;
+        self
+    }
+
     /// Builds the verifier. No request is made yet: the first verification (or
     /// [`JwksVerifier::prefetch`]) fetches the keys, and from then on a background task on the
     /// current Tokio runtime keeps them fresh.
@@ -301,6 +320,7 @@ impl JwksVerifierBuilder {
                 attempts: AtomicU64::new(0),
                 background: Mutex::new(None),
                 fetch_done: Arc::new(Notify::new()),
+                tokens: TokenCache::new(self.token_cache_size),
             }),
         })
     }
@@ -323,6 +343,9 @@ impl JwksVerifierBuilder {
 /// * Fetches time out (2 s connect, 5 s total), cap the body, and never follow redirects.
 /// * A cached key costs no I/O: the key set is an `Arc` snapshot read without a lock, and no
 ///   lock is ever held across an `.await`.
+/// * A token that verified is remembered (up to 10,000 tokens, keyed by their SHA-256) and
+///   accepted again without a signature check until its `exp` plus leeway, while the key that
+///   verified it stays in the usable key set; see [`JwksVerifierBuilder::token_cache_size`].
 ///
 /// Cloning is cheap and shares the cache.
 #[derive(Clone)]
@@ -356,6 +379,9 @@ pub struct CacheInfo {
     pub fetch_attempts: u64,
     /// Why the last fetch failed, if it did.
     pub last_error: Option<String>,
+    /// Tokens in the verified-token cache (expired ones linger until a hit or eviction
+    /// drops them).
+    pub tokens_cached: usize,
 }
 
 impl JwksVerifier {
@@ -412,6 +438,7 @@ impl JwksVerifier {
             stale: snap.as_ref().is_some_and(|s| now >= s.fresh_until),
             fetch_attempts: self.inner.attempts.load(Ordering::Relaxed),
             last_error,
+            tokens_cached: self.inner.tokens.as_ref().map_or(0, TokenCache::len),
         }
     }
 }
@@ -419,6 +446,30 @@ impl JwksVerifier {
 #[async_trait]
 impl Verifier for JwksVerifier {
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let inner = &self.inner;
+        let Some((cache, digest)) = TokenCache::with_digest(inner.tokens.as_ref(), token) else {
+            return self.verify_uncached(token).await.map(|v| v.principal);
+        };
+        let now = Instant::now();
+        if let Some(snap) = inner.usable(now) {
+            if now >= snap.refresh_at {
+                drop(inner.start_fetch(false));
+            }
+            if let Some(principal) = cache.get(&digest, &inner.rules, |key| snap.index.holds(key)) {
+                return Ok(principal);
+            }
+        }
+        let verified = self.verify_uncached(token).await?;
+        let principal = verified.principal.clone();
+        cache.insert(digest, verified);
+        Ok(principal)
+    }
+}
+
+impl JwksVerifier {
+    /// Full verification: parse, find the key (fetching on an unknown `kid`), check the
+    /// signature and the claims.
+    async fn verify_uncached(&self, token: &str) -> Result<Verified, AuthError> {
         let parsed = token::parse(token)?;
         let alg = match parsed.alg {
             HeaderAlg::Asymmetric(alg) => alg,
@@ -436,7 +487,7 @@ impl Verifier for JwksVerifier {
                 drop(inner.start_fetch(false));
             }
             match snap.index.find(kid, alg) {
-                Lookup::Found(key) => return parsed.verify_with(key, &inner.rules),
+                Lookup::Found(key) => return verify_with(&parsed, key, &inner.rules),
                 Lookup::WrongAlgorithm => return Err(AuthError::AlgorithmMismatch),
                 Lookup::NotFound => {}
             }
@@ -450,11 +501,24 @@ impl Verifier for JwksVerifier {
             .usable(Instant::now())
             .ok_or(AuthError::KeysUnavailable)?;
         match snap.index.find(kid, alg) {
-            Lookup::Found(key) => parsed.verify_with(key, &inner.rules),
+            Lookup::Found(key) => verify_with(&parsed, key, &inner.rules),
             Lookup::WrongAlgorithm => Err(AuthError::AlgorithmMismatch),
             Lookup::NotFound => Err(AuthError::UnknownKey),
         }
     }
+}
+
+fn verify_with(
+    parsed: &token::Parsed<'_>,
+    key: &Arc<VerifyKey>,
+    rules: &ClaimRules,
+) -> Result<Verified, AuthError> {
+    let (principal, validity) = parsed.verify_with(key, rules)?;
+    Ok(Verified {
+        principal,
+        validity,
+        key: Arc::clone(key),
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -500,6 +564,8 @@ struct Inner {
     background: Mutex<Option<AbortHandle>>,
     /// Signalled whenever a fetch ends, so the background task reschedules from the new state.
     fetch_done: Arc<Notify>,
+    /// `None` when turned off.
+    tokens: Option<TokenCache>,
 }
 
 impl Drop for Inner {
@@ -951,6 +1017,7 @@ mod tests {
             (Duration::from_secs(2), Duration::from_secs(5))
         );
         assert_eq!(b.rules.leeway, Duration::from_secs(30));
+        assert_eq!(b.token_cache_size, 10_000);
         let b = JwksVerifierBuilder::new("x").audiences_csv(" a, b ,,c");
         assert_eq!(b.rules.audiences, ["a", "b", "c"]);
     }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self as lc, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,6 +22,10 @@ pub(crate) struct VerifyKey {
     pub(crate) kid: Option<String>,
     pub(crate) alg: Algorithm,
     pub(crate) key: DecodingKey,
+    /// SHA-256 of the algorithm and the public key material: the key's identity across key set
+    /// refreshes, which build new `VerifyKey`s. The token cache compares it, so a `kid` that is
+    /// republished with other material does not keep old tokens alive.
+    pub(crate) fingerprint: [u8; 32],
 }
 
 impl std::fmt::Debug for VerifyKey {
@@ -108,14 +113,14 @@ pub(crate) fn parse_jwk(value: &Value) -> Result<VerifyKey, String> {
         }
     };
 
-    let key = match family {
+    let (key, fingerprint) = match family {
         Family::Ed25519 => {
             let x = required_b64(jwk, "x")?;
             if x.len() != 32 {
                 return Err("Ed25519 `x` is not 32 bytes".to_owned());
             }
             ParsedPublicKey::new(&lc::ED25519, &x).map_err(|_| "invalid Ed25519 point")?;
-            DecodingKey::from_ed_der(&x)
+            (DecodingKey::from_ed_der(&x), key_fingerprint(alg, &[&x]))
         }
         Family::P256 | Family::P384 => {
             let (len, check): (usize, &'static dyn lc::VerificationAlgorithm) =
@@ -134,7 +139,10 @@ pub(crate) fn parse_jwk(value: &Value) -> Result<VerifyKey, String> {
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
             ParsedPublicKey::new(check, &point).map_err(|_| "EC point is not on the curve")?;
-            DecodingKey::from_ec_der(&point)
+            (
+                DecodingKey::from_ec_der(&point),
+                key_fingerprint(alg, &[&point]),
+            )
         }
         Family::Rsa => {
             let n = required_b64(jwk, "n")?;
@@ -149,10 +157,31 @@ pub(crate) fn parse_jwk(value: &Value) -> Result<VerifyKey, String> {
             RsaPublicKeyComponents { n: &n, e: &e }
                 .to_parsed_public_key(&lc::RSA_PKCS1_2048_8192_SHA256)
                 .map_err(|_| "invalid RSA public key")?;
-            DecodingKey::from_rsa_raw_components(&n, &e)
+            (
+                DecodingKey::from_rsa_raw_components(&n, &e),
+                key_fingerprint(alg, &[&n, &e]),
+            )
         }
     };
-    Ok(VerifyKey { kid, alg, key })
+    Ok(VerifyKey {
+        kid,
+        alg,
+        key,
+        fingerprint,
+    })
+}
+
+/// SHA-256 over the algorithm name and length-prefixed key material parts.
+fn key_fingerprint(alg: Algorithm, parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(alg.name().as_bytes());
+    for part in parts {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 /// Number of significant bits of a big-endian unsigned integer.
@@ -234,6 +263,19 @@ impl KeyIndex {
                 None => Lookup::WrongAlgorithm,
             },
         }
+    }
+
+    /// Whether this set still holds `key`: the same `kid`, algorithm and key material. A key
+    /// without a `kid` is held when it is the set's single key.
+    pub(crate) fn holds(&self, key: &VerifyKey) -> bool {
+        let current = match &key.kid {
+            Some(kid) => match self.find(kid, key.alg) {
+                Lookup::Found(k) => Some(k),
+                Lookup::WrongAlgorithm | Lookup::NotFound => None,
+            },
+            None => self.single(),
+        };
+        current.is_some_and(|k| k.alg == key.alg && k.fingerprint == key.fingerprint)
     }
 
     /// The only key of the set, if it has exactly one.

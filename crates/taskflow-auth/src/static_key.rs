@@ -1,6 +1,7 @@
 //! Verification against a fixed key set, for offline use.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,7 +10,8 @@ use jsonwebtoken::jwk::Jwk;
 
 use crate::keys::{KeyIndex, Lookup, VerifyKey, parse_jwk};
 use crate::token::ClaimRules;
-use crate::{Algorithm, AuthError, ConfigError, Principal, Verifier, backend, token};
+use crate::token_cache::{TokenCache, Verified};
+use crate::{Algorithm, AuthError, ConfigError, Principal, Verifier, backend, defaults, token};
 
 /// Verifies tokens against a static JWKS (inline JSON or a file) or one PEM public key.
 ///
@@ -17,10 +19,16 @@ use crate::{Algorithm, AuthError, ConfigError, Principal, Verifier, backend, tok
 /// skipped with a warning). A set with a single key accepts tokens without `kid`; with several
 /// keys, tokens must carry one. Issuers and audiences are optional here; when configured they
 /// are required and exact.
+///
+/// Like [`JwksVerifier`](crate::JwksVerifier), it remembers tokens that verified (see
+/// [`token_cache_size`](Self::token_cache_size)).
 #[derive(Debug)]
 pub struct StaticVerifier {
     keys: KeyIndex,
     rules: ClaimRules,
+    /// `None` when turned off.
+    tokens: Option<TokenCache>,
+    token_cache_size: usize,
 }
 
 impl StaticVerifier {
@@ -36,10 +44,7 @@ impl StaticVerifier {
         if keys.len() == 0 {
             return Err(ConfigError::InvalidKey("the JWKS has no usable key".into()));
         }
-        Ok(Self {
-            keys,
-            rules: ClaimRules::default(),
-        })
+        Ok(Self::with_keys(keys))
     }
 
     /// From a JWKS file.
@@ -97,30 +102,51 @@ impl StaticVerifier {
         let key: VerifyKey = parse_jwk(&value).map_err(ConfigError::InvalidKey)?;
         let mut keys = KeyIndex::default();
         keys.insert(key, "PEM");
-        Ok(Self {
+        Ok(Self::with_keys(keys))
+    }
+
+    fn with_keys(keys: KeyIndex) -> Self {
+        Self {
             keys,
             rules: ClaimRules::default(),
-        })
+            tokens: TokenCache::new(defaults::TOKEN_CACHE_SIZE),
+            token_cache_size: defaults::TOKEN_CACHE_SIZE,
+        }
+    }
+
+    /// The same verifier under new rules: tokens verified under the old ones are forgotten.
+    fn with_rules(mut self, change: impl FnOnce(&mut ClaimRules)) -> Self {
+        change(&mut self.rules);
+        self.tokens = TokenCache::new(self.token_cache_size);
+        self
     }
 
     /// Requires this `iss` (call again to accept several).
     #[must_use]
-    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
-        self.rules.issuers.push(iss.into());
-        self
+    pub fn issuer(self, iss: impl Into<String>) -> Self {
+        self.with_rules(|r| r.issuers.push(iss.into()))
     }
 
     /// Requires this `aud` (call again to accept several; a token must match one).
     #[must_use]
-    pub fn audience(mut self, aud: impl Into<String>) -> Self {
-        self.rules.audiences.push(aud.into());
-        self
+    pub fn audience(self, aud: impl Into<String>) -> Self {
+        self.with_rules(|r| r.audiences.push(aud.into()))
     }
 
     /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s).
     #[must_use]
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.rules.leeway = leeway;
+    pub fn leeway(self, leeway: Duration) -> Self {
+        self.with_rules(|r| r.leeway = leeway)
+    }
+
+    /// Most verified tokens to remember (default 10,000; 0 turns the cache off). A remembered
+    /// token is accepted without a signature check until its `exp` plus the leeway; the keys of
+    /// a static verifier never change. See
+    /// [`JwksVerifierBuilder::token_cache_size`](crate::JwksVerifierBuilder::token_cache_size).
+    #[must_use]
+    pub fn token_cache_size(mut self, tokens: usize) -> Self {
+        self.token_cache_size = tokens;
+        self.tokens = TokenCache::new(tokens);
         self
     }
 
@@ -131,6 +157,20 @@ impl StaticVerifier {
     }
 
     fn verify_sync(&self, token: &str) -> Result<Principal, AuthError> {
+        let Some((cache, digest)) = TokenCache::with_digest(self.tokens.as_ref(), token) else {
+            return self.verify_uncached(token).map(|v| v.principal);
+        };
+        // The key set never changes, so the key that verified a token is always still held.
+        if let Some(principal) = cache.get(&digest, &self.rules, |_| true) {
+            return Ok(principal);
+        }
+        let verified = self.verify_uncached(token)?;
+        let principal = verified.principal.clone();
+        cache.insert(digest, verified);
+        Ok(principal)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Verified, AuthError> {
         let parsed = token::parse(token)?;
         let alg = match parsed.alg {
             token::HeaderAlg::Asymmetric(alg) => alg,
@@ -148,7 +188,12 @@ impl StaticVerifier {
             },
             None => self.keys.single().ok_or(AuthError::MissingKeyId)?,
         };
-        parsed.verify_with(key, &self.rules)
+        let (principal, validity) = parsed.verify_with(key, &self.rules)?;
+        Ok(Verified {
+            principal,
+            validity,
+            key: Arc::clone(key),
+        })
     }
 }
 

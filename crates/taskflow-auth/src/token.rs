@@ -129,18 +129,20 @@ impl Parsed<'_> {
     }
 
     /// Verifies with a public key: the header algorithm must be the key's one algorithm.
+    /// Returns the principal and the claim times a cache needs to refuse the token exactly
+    /// when this check would.
     pub(crate) fn verify_with(
         &self,
         key: &VerifyKey,
         rules: &ClaimRules,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<(Principal, Validity), AuthError> {
         match self.alg {
             HeaderAlg::Asymmetric(alg) if alg == key.alg => {}
             HeaderAlg::Asymmetric(_) => return Err(AuthError::AlgorithmMismatch),
             HeaderAlg::Hs256 => return Err(AuthError::UnsupportedAlgorithm),
         }
         self.verify_signature(&key.key, key.alg.to_jwt())?;
-        rules.check(&self.payload)
+        rules.check_with_validity(&self.payload)
     }
 
     /// Only after the signature verified: the claims.
@@ -198,28 +200,82 @@ pub(crate) fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The claim times of a verified token, kept so that a cached verification can be refused at
+/// exactly the moment verification itself would refuse the token (see
+/// [`ClaimRules::check_times`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Validity {
+    /// `exp`.
+    exp: f64,
+    /// The later of `nbf` and `iat`, when either is present: both face the same test.
+    not_before: Option<f64>,
+}
+
+#[cfg(test)]
+impl Validity {
+    pub(crate) fn for_tests(exp: f64, not_before: Option<f64>) -> Self {
+        Self { exp, not_before }
+    }
+}
+
 impl ClaimRules {
     pub(crate) fn check(&self, payload: &[u8]) -> Result<Principal, AuthError> {
+        self.check_with_validity(payload)
+            .map(|(principal, _)| principal)
+    }
+
+    fn expired(&self, exp: f64, now: f64) -> bool {
+        now > exp + self.leeway.as_secs_f64()
+    }
+
+    fn not_yet_valid(&self, not_before: f64, now: f64) -> bool {
+        not_before > now + self.leeway.as_secs_f64()
+    }
+
+    /// The time checks of [`check`](Self::check) on claims it accepted before, at `now`
+    /// (Unix seconds, as [`unix_now`]). The same tests with the same leeway, so a cached token
+    /// is refused once verification would refuse it — even if the clock steps back.
+    pub(crate) fn check_times(&self, validity: &Validity, now: f64) -> Result<(), AuthError> {
+        if self.expired(validity.exp, now) {
+            return Err(AuthError::Expired);
+        }
+        if validity
+            .not_before
+            .is_some_and(|t| self.not_yet_valid(t, now))
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_with_validity(
+        &self,
+        payload: &[u8],
+    ) -> Result<(Principal, Validity), AuthError> {
         let claims: RawClaims =
             serde_json::from_slice(payload).map_err(|_| AuthError::Malformed)?;
         let now = unix_now();
-        let leeway = self.leeway.as_secs_f64();
 
         let exp =
             numeric_date(claims.exp.as_ref(), "exp")?.ok_or(AuthError::MissingClaim("exp"))?;
-        if now > exp + leeway {
+        if self.expired(exp, now) {
             return Err(AuthError::Expired);
         }
-        if let Some(nbf) = numeric_date(claims.nbf.as_ref(), "nbf")?
-            && nbf > now + leeway
-        {
+        let nbf = numeric_date(claims.nbf.as_ref(), "nbf")?;
+        if nbf.is_some_and(|nbf| self.not_yet_valid(nbf, now)) {
             return Err(AuthError::NotYetValid);
         }
-        if let Some(iat) = numeric_date(claims.iat.as_ref(), "iat")?
-            && iat > now + leeway
-        {
+        let iat = numeric_date(claims.iat.as_ref(), "iat")?;
+        if iat.is_some_and(|iat| self.not_yet_valid(iat, now)) {
             return Err(AuthError::NotYetValid);
         }
+        let validity = Validity {
+            exp,
+            not_before: match (nbf, iat) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
+        };
 
         let id = match claims.sub {
             None | Some(Value::Null) => return Err(AuthError::MissingClaim("sub")),
@@ -257,6 +313,6 @@ impl ClaimRules {
             Some(Value::String(r)) if !r.is_empty() => r,
             _ => DEFAULT_ROLE.to_owned(),
         };
-        Ok(Principal { id, email, role })
+        Ok((Principal { id, email, role }, validity))
     }
 }

@@ -5,4 +5,5 @@ mod keyset;
 mod schedule;
 mod static_dev;
 mod support;
+mod token_cache;
 mod tokens;
