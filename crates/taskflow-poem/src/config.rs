@@ -3,7 +3,7 @@
 //! Three parts, each read where it belongs: [`ServerConfig`] (`HOST`, `PORT`,
 //! `ALLOWED_ORIGINS`, `LOG_LEVEL`, the lease and idempotency settings, the connection limits and
 //! `/metrics`) here, [`AuthConfig`] (`JWKS_URL`, `AUTH_SERVER_URL`,
-//! `JWT_ISSUER`, `JWT_AUDIENCE`) in `taskflow-auth`, and `DATABASE_URL`, which names the store
+//! `JWT_ISSUER`, `JWT_AUDIENCE`, `AUTH_CACHE_SIZE`) in `taskflow-auth`, and `DATABASE_URL`, which names the store
 //! that the caller opens (`taskflow::open` in the facade crate) and hands to
 //! [`crate::serve`]. [`Config`] reads all three at once.
 
@@ -78,7 +78,7 @@ impl MetricsConfig {
 pub struct Config {
     /// `HOST`, `PORT`, `ALLOWED_ORIGINS`, `LOG_LEVEL`.
     pub server: ServerConfig,
-    /// `JWKS_URL`, `AUTH_SERVER_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`.
+    /// `JWKS_URL`, `AUTH_SERVER_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`, `AUTH_CACHE_SIZE`.
     pub auth: AuthConfig,
     /// `DATABASE_URL`: `sqlite://taskflow.db` (default), `sqlite:///abs.db`, `sqlite::memory:`
     /// or `postgres://…`.
