@@ -17,7 +17,7 @@
 //! `TaskFlow::list_tasks` (store and core only), and over HTTP on loopback through the real
 //! routes (`taskflow_poem::app_with`, RS256 bearer verified against a JWKS, JSON out). It prints
 //! p50, p99 and max per filter. Figures go in notes, never in assertions. `KEEP=1` keeps the
-//! SQLite file (to look at query plans with `sqlite3`).
+//! SQLite file or the Postgres database (to look at query plans).
 
 #[path = "support/bulk.rs"]
 mod bulk;
@@ -193,12 +193,19 @@ async fn main() -> Result<(), BoxError> {
     }
 
     loader.store().close().await?;
-    drop(pg_db);
-    if std::env::var("KEEP").as_deref() == Ok("1")
-        && let bulk::Loader::Sqlite(store) = &loader
-    {
-        println!("\nkept {}", store.path().display());
-        let _ = dir.keep();
+    if std::env::var("KEEP").as_deref() == Ok("1") {
+        match (&loader, pg_db) {
+            (bulk::Loader::Sqlite(store), _) => {
+                println!("\nkept {}", store.path().display());
+                let _ = dir.keep();
+            }
+            (_, Some(db)) => {
+                println!("\nkept database {}", db.name);
+                // Its drop would drop the database.
+                std::mem::forget(db);
+            }
+            (_, None) => {}
+        }
     }
     Ok(())
 }
