@@ -23,6 +23,7 @@ end
 ok = 0     -- 2xx other than 204
 empty = 0  -- 204: for claim-next, "nothing ready", which is not a claim
 other = 0  -- anything that is not 2xx
+codes = {} -- those, by status
 
 local threads = {}
 
@@ -37,21 +38,32 @@ function response(status, headers, body)
       ok = ok + 1
    else
       other = other + 1
+      codes[status] = (codes[status] or 0) + 1
    end
 end
 
 function done(summary, latency, requests)
    local n_ok, n_empty, n_other = 0, 0, 0
+   local by_status = {}
    for _, thread in ipairs(threads) do
       n_ok = n_ok + thread:get("ok")
       n_empty = n_empty + thread:get("empty")
       n_other = n_other + thread:get("other")
+      for status, n in pairs(thread:get("codes")) do
+         by_status[status] = (by_status[status] or 0) + n
+      end
    end
+   local statuses = {}
+   for status, n in pairs(by_status) do
+      table.insert(statuses, string.format("%dx%d", status, n))
+   end
+   table.sort(statuses)
    local e = summary.errors
    io.write(string.format(
       "BENCH requests=%.0f duration_us=%.0f ok=%.0f empty=%.0f other=%.0f " ..
-      "p50_us=%.0f p99_us=%.0f max_us=%.0f socket_errors=%.0f\n",
+      "p50_us=%.0f p99_us=%.0f max_us=%.0f socket_errors=%.0f non2xx=%s\n",
       summary.requests, summary.duration, n_ok, n_empty, n_other,
       latency:percentile(50), latency:percentile(99), latency.max,
-      e.connect + e.read + e.write + e.timeout))
+      e.connect + e.read + e.write + e.timeout,
+      #statuses > 0 and table.concat(statuses, ",") or "none"))
 end
