@@ -124,6 +124,10 @@
 //! `expires_at` index to an existing database in place; it touches no existing table, and starts
 //! with no records. Migrations 1 and 2 are unchanged.
 //!
+//! Migration 4 (`0004_project_status.sql`) adds an index on `tasks (project_slug, status, id)`,
+//! so that a project's page in one status, and its count for `X-Total-Count`, read only the
+//! matching entries.
+//!
 //! The schema lives in numbered `.sql` migrations embedded in the binary
 //! (`crates/taskflow-store-pg/migrations/`). [`PgStore::connect`] applies any that are missing;
 //! [`PgStore::migrate`] does the same on demand, and is a no-op when the schema is current.
