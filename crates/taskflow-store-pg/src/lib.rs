@@ -126,7 +126,9 @@
 //!
 //! Migration 4 (`0004_project_status.sql`) adds an index on `tasks (project_slug, status, id)`,
 //! so that a project's page in one status, and its count for `X-Total-Count`, read only the
-//! matching entries.
+//! matching entries. Migration 5 (`0005_ready_project.sql`) adds a partial index on the
+//! pending tasks by `(project_slug, priority, id)`, so that claim-next in one project walks only
+//! that project's ready tasks.
 //!
 //! The schema lives in numbered `.sql` migrations embedded in the binary
 //! (`crates/taskflow-store-pg/migrations/`). [`PgStore::connect`] applies any that are missing;

@@ -1,7 +1,7 @@
 //! Upgrading a real taskflow 0.1.0 database in place: the fixture at
 //! `tests/fixtures/0.1.0/taskflow-0.1.0.pg.inserts.sql` (a database written by 0.1.0's own
 //! `PgStore`, dumped with `--column-inserts`) is loaded into a fresh database, then
-//! `PgStore::connect_with` applies migrations 2, 3 and 4 to it. Everything 0.1.0 wrote must read
+//! `PgStore::connect_with` applies migrations 2 to 5 to it. Everything 0.1.0 wrote must read
 //! back as `expected.json` says, ids must go on where 0.1.0 left off, and the work queue and
 //! idempotency keys must work on it.
 //!
@@ -201,7 +201,7 @@ async fn a_0_1_0_database_upgrades_in_place() {
     assert_eq!(before.audit.len(), 36);
     assert_eq!(before.task_times.len(), 14);
 
-    // Open it with this build: migrations 2, 3 and 4 are applied.
+    // Open it with this build: migrations 2 to 5 are applied.
     let pool = PgStore::default_pool_options().max_connections(TEST_POOL_SIZE);
     let store = Arc::new(
         PgStore::connect_with(db.options.clone(), pool.clone())
@@ -209,12 +209,12 @@ async fn a_0_1_0_database_upgrades_in_place() {
             .expect("open the 0.1.0 database"),
     );
 
-    // _sqlx_migrations: 1 exactly as 0.1.0 recorded it, then 2, 3 and 4, all with the checksums of
+    // _sqlx_migrations: 1 exactly as 0.1.0 recorded it, then 2 to 5, all with the checksums of
     // the embedded files; those of 1 and 2 are the ones they were released with.
     let upgraded = migrations(&mut conn).await;
     assert_eq!(
         upgraded.iter().map(|m| m.0).collect::<Vec<_>>(),
-        [1, 2, 3, 4],
+        [1, 2, 3, 4, 5],
         "{upgraded:?}"
     );
     assert_eq!(upgraded[0], old[0], "migration 1's row is untouched");
@@ -239,7 +239,8 @@ async fn a_0_1_0_database_upgrades_in_place() {
     assert_eq!(upgraded[1].1, "work queue");
     assert_eq!(upgraded[2].1, "idempotency");
     assert_eq!(upgraded[3].1, "project status");
-    assert_eq!(PgStore::migrator().iter().count(), 4);
+    assert_eq!(upgraded[4].1, "ready project");
+    assert_eq!(PgStore::migrator().iter().count(), 5);
 
     // Every task, as 0.1.0 wrote it, with fence 0 and no lease.
     let everything = TaskFilter {

@@ -24,7 +24,10 @@
 //!   - `0004_ready_head.sql` (schema 4): an index `tasks (status, priority, id)`, by which
 //!     claim-next finds the head of the ready queue without ranking every ready task.
 //!
-//!   A 0.1.0 database upgrades in place on first open (1 → 4 in one transaction), keeping
+//!   - `0005_ready_project.sql` (schema 5): an index `tasks (project_slug, status, priority,
+//!     id)`, by which claim-next in one project walks only that project's ready tasks.
+//!
+//!   A 0.1.0 database upgrades in place on first open (1 → 5 in one transaction), keeping
 //!   every row and id (the tests upgrade a real 0.1.0 file, `tests/fixtures/0.1.0/` at the
 //!   repository root).
 //! - **Settings**: WAL journal, `synchronous=NORMAL`, a busy timeout, foreign keys on, and
@@ -163,6 +166,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0002_work_queue.sql")),
     M::up(include_str!("../migrations/0003_idempotency.sql")),
     M::up(include_str!("../migrations/0004_ready_head.sql")),
+    M::up(include_str!("../migrations/0005_ready_project.sql")),
 ];
 
 /// How a [`SqliteStore`] opens its database.

@@ -259,6 +259,13 @@ async fn file_databases_use_wal_and_foreign_keys() {
              ORDER BY t.id LIMIT 1",
             "USING INDEX tasks_ready_head (status=? AND priority=?)",
         ),
+        // ... and in one project, that project's ready tasks only (migration 5).
+        (
+            "SELECT * FROM tasks t WHERE t.status = 'x' \
+             AND (t.assigned_to IS NULL OR t.assigned_to = 'a') AND t.project_slug = 'p' \
+             AND t.priority = 'high' ORDER BY t.id LIMIT 1",
+            "USING INDEX tasks_ready_project (project_slug=? AND status=? AND priority=?)",
+        ),
     ] {
         let p = plan(sql);
         assert!(p.contains(index), "{sql}: {p}");

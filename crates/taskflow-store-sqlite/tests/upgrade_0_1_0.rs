@@ -301,10 +301,10 @@ async fn a_0_1_0_database_upgrades_in_place_and_runs_the_work_queue() {
     let before = read_before(&path);
     assert_eq!(before.tasks.len(), 14);
 
-    // Opening migrates 1 → 4.
+    // Opening migrates 1 → 5.
     let store = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(SqliteStore::schema_version(), 4);
-    assert_eq!(user_version(&path), 4);
+    assert_eq!(SqliteStore::schema_version(), 5);
+    assert_eq!(user_version(&path), 5);
     {
         let conn = Connection::open(&path).unwrap();
         let ok: String = conn
@@ -520,7 +520,7 @@ async fn a_0_1_0_database_upgrades_in_place_and_runs_the_work_queue() {
 
     // A second open migrates nothing and sees everything as it was left.
     let reopened = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(user_version(&path), 4);
+    assert_eq!(user_version(&path), 5);
     let t3 = reopened.get_task(3).await.unwrap().unwrap();
     assert_eq!((t3.status, t3.fence), (TaskStatus::InProgress, 1));
     assert_eq!(
@@ -582,7 +582,7 @@ async fn opening_an_upgraded_0_1_0_database_again_changes_nothing() {
     }
     for _ in 0..2 {
         let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(user_version(&path), 4);
+        assert_eq!(user_version(&path), 5);
         assert_eq!(schema(&path), after_first, "no migration ran again");
         check_contents(&store, &exp, &before).await;
         store.close().await.unwrap();
