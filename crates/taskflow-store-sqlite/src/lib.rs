@@ -246,18 +246,17 @@ impl Inner {
         if self.readers.is_empty() {
             return with_conn(&self.writer, f);
         }
-        let n = self.readers.len();
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        // Take the first idle reader; if all are busy, wait for the one this call drew.
-        for i in 0..n {
-            if let Ok(mut guard) = self.readers[(start + i) % n].try_lock() {
-                return match guard.as_mut() {
-                    Some(conn) => f(conn),
-                    None => Err(SqliteError::Closed.into()),
-                };
+        // Take an idle reader; if all are busy, wait for the next one in turn.
+        match self.idle_reader() {
+            Some(mut reader) => match reader.as_mut() {
+                Some(conn) => f(conn),
+                None => Err(SqliteError::Closed.into()),
+            },
+            None => {
+                let next = self.next_reader.fetch_add(1, Ordering::Relaxed);
+                with_conn(&self.readers[next % self.readers.len()], f)
             }
         }
-        with_conn(&self.readers[start % n], f)
     }
 
     /// A reader no one is using, if there is one (never the writer).
