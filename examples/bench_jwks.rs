@@ -44,30 +44,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::rename(&partial, &token_file)?;
     println!("jwks base {}", server.base_url());
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = taskflow_poem::shutdown_signal() => {}
         () = tokio::time::sleep(lifetime) => eprintln!("bench_jwks: lifetime over, stopping"),
     }
     Ok(())
-}
-
-/// Ctrl-C or, on Unix, SIGTERM (what the bench script sends).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

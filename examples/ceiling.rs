@@ -34,29 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("ceiling listening on http://{local}");
     let app = Route::new().at("/", get(hello));
     Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown_signal(), None)
+        .run_with_graceful_shutdown(app, taskflow_poem::shutdown_signal(), None)
         .await?;
     Ok(())
-}
-
-/// Ctrl-C or, on Unix, SIGTERM (what the bench script sends).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

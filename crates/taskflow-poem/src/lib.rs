@@ -70,4 +70,5 @@ pub use error::{ApiError, ErrorBody};
 pub use server::McpJson;
 pub use server::{
     AppOptions, ServeError, VERSION, app, app_with, init_logging, openapi_json, serve,
+    shutdown_signal,
 };
