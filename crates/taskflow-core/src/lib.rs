@@ -17,6 +17,8 @@
 //!   ([`TaskWrite`], [`Written`]), and rules that span rows checked inside the write
 //!   ([`Invariant`]);
 //! - [`events`]: the audit trail as a live, lossless feed ([`TaskFlow::subscribe`]);
+//! - [`workers`]: the worker registry as writes read it (an identity's actor type, kept a few
+//!   seconds);
 //! - [`Error`]: one error enum whose variants carry data (`InvalidTransition { action, from }`,
 //!   `NotFound { kind, id }`, …) and whose `Display` is the API's message.
 //!
@@ -70,6 +72,7 @@ mod queue;
 mod service;
 mod store;
 pub mod validate;
+pub mod workers;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -40,6 +40,8 @@ pub struct TaskFlow {
     pub(crate) idempotency_ttl: std::time::Duration,
     /// The live feed's follower, shared by clones ([`crate::events`]).
     pub(crate) feed: std::sync::Arc<crate::events::Feed>,
+    /// Actor types read from the worker registry, shared by clones ([`crate::workers`]).
+    pub(crate) workers: std::sync::Arc<crate::workers::WorkerTypes>,
 }
 
 /// The idempotency of the request a write belongs to, threaded through the write so that the
@@ -94,6 +96,7 @@ impl TaskFlow {
             default_lease_seconds: DEFAULT_LEASE_SECONDS,
             idempotency_ttl: crate::idempotency::DEFAULT_TTL,
             feed: std::sync::Arc::new(crate::events::Feed::new(crate::events::DEFAULT_POLL)),
+            workers: std::sync::Arc::default(),
         }
     }
 
@@ -117,14 +120,21 @@ impl TaskFlow {
     }
 
     /// Resolves an identity to an actor, taking its actor type from the worker registry (an
-    /// identity with no worker row is human).
+    /// identity with no worker row is human). What the registry said is kept for
+    /// [`crate::workers::WORKER_TTL`], and forgotten at once when this process registers the
+    /// worker again.
     pub async fn actor(&self, who: &Identity) -> Result<Actor> {
         validate::text("sub", &who.id)?;
+        if let Some(actor_type) = self.workers.get(&who.id) {
+            return Ok(Actor::new(who, actor_type));
+        }
+        let ticket = self.workers.ticket();
         let actor_type = self
             .store
             .get_worker(&who.id)
             .await?
             .map_or(ActorType::Human, |w| w.worker_type.into());
+        self.workers.fill(ticket, &who.id, actor_type);
         Ok(Actor::new(who, actor_type))
     }
 
@@ -398,7 +408,10 @@ impl TaskFlow {
             name,
             created_at: now(),
         };
-        self.store.put_worker(&worker).await
+        let stored = self.store.put_worker(&worker).await;
+        // Also after a failure: the write may have landed before the error.
+        self.workers.registered(id);
+        stored
     }
 
     /// Reads one worker.
