@@ -169,21 +169,36 @@ fn app_on(
         .boxed()
 }
 
-/// One structured log line per request.
+/// The `tracing` target of the per-request lines.
+pub const ACCESS_LOG_TARGET: &str = "taskflow_poem::access";
+
+/// How long a request may take before its line is a warning.
+const SLOW_REQUEST: Duration = Duration::from_secs(1);
+
+/// One structured line per request, under [`ACCESS_LOG_TARGET`]: at `error` for a 5xx answer,
+/// `warn` for one slower than a second, `debug` for the rest. At the default `LOG_LEVEL=info`
+/// the server logs what needs attention and counts the rest in `/metrics`; writing a line for
+/// every request costs more than a cached read (see the README's "Performance"). `LOG_LEVEL=debug`
+/// or `LOG_LEVEL=info,taskflow_poem::access=debug` logs every request.
 async fn log_request<E: Endpoint>(ep: Arc<E>, req: poem::Request) -> poem::Result<poem::Response> {
+    // Cheap copies (a `Uri` shares its bytes): most answers are written without a line.
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let uri = req.uri().clone();
     let started = Instant::now();
     let resp = ep
         .call(req)
         .await
         .map_or_else(to_response, IntoResponse::into_response);
+    let path = uri.path();
     let status = resp.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 500 {
-        tracing::error!(%method, path, status, elapsed_ms, "request");
+        tracing::error!(target: ACCESS_LOG_TARGET, %method, path, status, elapsed_ms, "request");
+    } else if elapsed >= SLOW_REQUEST {
+        tracing::warn!(target: ACCESS_LOG_TARGET, %method, path, status, elapsed_ms, "slow request");
     } else {
-        tracing::info!(%method, path, status, elapsed_ms, "request");
+        tracing::debug!(target: ACCESS_LOG_TARGET, %method, path, status, elapsed_ms, "request");
     }
     Ok(resp)
 }
