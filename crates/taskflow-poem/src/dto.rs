@@ -70,7 +70,61 @@ pub struct TaskDto {
 
 /// A time as poem-openapi's `ToJSON` writes it (`DateTime::to_rfc3339`: `+00:00`, never `Z`).
 fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&t.format("%Y-%m-%dT%H:%M:%S%.f%:z"))
+    let mut buf = [0; RFC3339_MAX];
+    match format_rfc3339(t, &mut buf) {
+        Some(text) => s.serialize_str(text),
+        None => s.serialize_str(&t.to_rfc3339()),
+    }
+}
+
+/// The longest text [`format_rfc3339`] writes: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+00:00`.
+const RFC3339_MAX: usize = 35;
+
+/// `t` exactly as `DateTime::to_rfc3339` writes it, into `buf`, without chrono's formatting
+/// machinery (which parses a format description each time, and was a tenth of a task list's
+/// time). `None` for what it leaves to chrono: years outside 0..=9999 and leap seconds.
+fn format_rfc3339<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; RFC3339_MAX]) -> Option<&'b str> {
+    use chrono::{Datelike, Timelike};
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    let nanos = t.nanosecond();
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    fn two(buf: &mut [u8], at: usize, n: u32) {
+        buf[at] = b'0' + (n / 10) as u8;
+        buf[at + 1] = b'0' + (n % 10) as u8;
+    }
+    two(buf, 0, year / 100);
+    two(buf, 2, year % 100);
+    buf[4] = b'-';
+    two(buf, 5, t.month());
+    buf[7] = b'-';
+    two(buf, 8, t.day());
+    buf[10] = b'T';
+    two(buf, 11, t.hour());
+    buf[13] = b':';
+    two(buf, 14, t.minute());
+    buf[16] = b':';
+    two(buf, 17, t.second());
+    let mut len = 19;
+    // As chrono's `SecondsFormat::AutoSi`: none, milli, micro or nano digits, whichever is exact.
+    let (digits, mut frac) = match nanos {
+        0 => (0, 0),
+        n if n % 1_000_000 == 0 => (3, n / 1_000_000),
+        n if n % 1_000 == 0 => (6, n / 1_000),
+        n => (9, n),
+    };
+    if digits > 0 {
+        buf[len] = b'.';
+        for i in (0..digits).rev() {
+            buf[len + 1 + i] = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        len += 1 + digits;
+    }
+    buf[len..len + 6].copy_from_slice(b"+00:00");
+    len += 6;
+    std::str::from_utf8(&buf[..len]).ok()
 }
 
 /// [`rfc3339`], or `null`.
@@ -501,6 +555,49 @@ mod tests {
             version: 3,
             fence: 2,
             lease_expires_at: lease.then_some(at),
+        }
+    }
+
+    /// The hand-written time format is `to_rfc3339`'s, over every precision and the edges of
+    /// what it handles (and chrono's own text past them).
+    #[test]
+    fn times_are_written_as_to_rfc3339() {
+        use chrono::TimeZone;
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let max = Utc
+            .with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+            .unwrap()
+            .timestamp();
+        let mut cases = vec![
+            Utc.timestamp_opt(0, 0).unwrap(),
+            Utc.timestamp_opt(max, 999_999_999).unwrap(),
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 6, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
+            // A leap second, which chrono writes as :60.
+            Utc.timestamp_opt(1_483_228_799, 1_500_000_000).unwrap(),
+        ];
+        for _ in 0..20_000 {
+            let secs = i64::try_from(next() % u64::try_from(max).unwrap()).unwrap();
+            let nanos = match next() % 4 {
+                0 => 0,
+                1 => u32::try_from(next() % 1_000).unwrap() * 1_000_000,
+                2 => u32::try_from(next() % 1_000_000).unwrap() * 1_000,
+                _ => u32::try_from(next() % 1_000_000_000).unwrap(),
+            };
+            cases.push(Utc.timestamp_opt(secs, nanos).unwrap());
+        }
+        for t in cases {
+            #[derive(serde::Serialize)]
+            struct Time(#[serde(serialize_with = "rfc3339")] DateTime<Utc>);
+            let written = serde_json::to_value(Time(t)).unwrap();
+            assert_eq!(written, serde_json::Value::from(t.to_rfc3339()), "{t:?}");
         }
     }
 

@@ -46,9 +46,54 @@ pub(crate) fn ts(t: &Timestamp) -> String {
 }
 
 fn parse_ts(column: &'static str, text: &str) -> Result<Timestamp> {
+    if let Some(t) = parse_stored_ts(text) {
+        return Ok(t);
+    }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| corrupt(column, text, e))
+}
+
+/// The text [`ts`] writes (`YYYY-MM-DDTHH:MM:SS.ffffffZ`), read digit by digit: chrono's RFC
+/// 3339 parser handles every offset and precision, and costs more than the rest of a row. Any
+/// other text (or an impossible date) is `None`, left to that parser.
+fn parse_stored_ts(text: &str) -> Option<Timestamp> {
+    let b = text.as_bytes();
+    let punctuation = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ];
+    if b.len() != 27 || punctuation.iter().any(|&(at, c)| b[at] != c) {
+        return None;
+    }
+    let num = |from: usize, to: usize| {
+        b[from..to].iter().try_fold(0_u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0, 4)?).ok()?;
+    chrono::NaiveDate::from_ymd_opt(year, num(5, 7)?, num(8, 10)?)?
+        .and_hms_micro_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?)
+        .map(|t| t.and_utc())
+}
+
+/// Column `i` as text, borrowed from the row (no allocation).
+fn column_text<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r str> {
+    Ok(row.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })?)
+}
+
+/// Column `i` as text or `NULL`, borrowed from the row.
+fn column_text_or_null<'r>(row: &'r Row<'_>, i: usize) -> Result<Option<&'r str>> {
+    Ok(row.get_ref(i)?.as_str_or_null().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })?)
 }
 
 fn parse<T: FromStr>(column: &'static str, text: &str) -> Result<T>
@@ -67,48 +112,39 @@ fn corrupt(column: &'static str, value: &str, reason: impl std::fmt::Display) ->
 }
 
 fn task_from_row(row: &Row<'_>) -> Result<Task> {
-    let status: String = row.get(3)?;
-    let priority: String = row.get(4)?;
-    let created_at: String = row.get(9)?;
-    let updated_at: String = row.get(10)?;
-    let lease_expires_at: Option<String> = row.get(13)?;
     Ok(Task {
         id: row.get(0)?,
         title: row.get(1)?,
         description: row.get(2)?,
-        status: parse("status", &status)?,
-        priority: parse("priority", &priority)?,
+        status: parse("status", column_text(row, 3)?)?,
+        priority: parse("priority", column_text(row, 4)?)?,
         progress_percent: row.get(5)?,
         assigned_to: row.get(6)?,
         project_slug: row.get(7)?,
         parent_id: row.get(8)?,
-        created_at: parse_ts("created_at", &created_at)?,
-        updated_at: parse_ts("updated_at", &updated_at)?,
+        created_at: parse_ts("created_at", column_text(row, 9)?)?,
+        updated_at: parse_ts("updated_at", column_text(row, 10)?)?,
         version: row.get(11)?,
         fence: row.get(12)?,
-        lease_expires_at: lease_expires_at
-            .map(|at| parse_ts("lease_expires_at", &at))
+        lease_expires_at: column_text_or_null(row, 13)?
+            .map(|at| parse_ts("lease_expires_at", at))
             .transpose()?,
         lease_seconds: row.get(14)?,
     })
 }
 
 fn audit_from_row(row: &Row<'_>) -> Result<AuditEntry> {
-    let actor_type: String = row.get(4)?;
-    let action: String = row.get(5)?;
-    let context: Option<String> = row.get(6)?;
-    let timestamp: String = row.get(7)?;
     Ok(AuditEntry {
         id: row.get(0)?,
         task_id: row.get(1)?,
         project_slug: row.get(2)?,
         actor_id: row.get(3)?,
-        actor_type: parse("actor_type", &actor_type)?,
-        action: parse("action", &action)?,
-        context: context
-            .map(|c| serde_json::from_str(&c).map_err(|e| corrupt("context", &c, e)))
+        actor_type: parse("actor_type", column_text(row, 4)?)?,
+        action: parse("action", column_text(row, 5)?)?,
+        context: column_text_or_null(row, 6)?
+            .map(|c| serde_json::from_str(c).map_err(|e| corrupt("context", c, e)))
             .transpose()?,
-        timestamp: parse_ts("timestamp", &timestamp)?,
+        timestamp: parse_ts("timestamp", column_text(row, 7)?)?,
     })
 }
 
@@ -990,4 +1026,57 @@ pub(crate) fn purge_expired(conn: &mut Connection, now: &Timestamp) -> Result<u6
         .prepare_cached("DELETE FROM idempotency_records WHERE expires_at <= ?1")?
         .execute([ts(now)])?;
     Ok(u64::try_from(purged).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// Every time [`ts`] writes reads back through the digit-by-digit path, as chrono reads it.
+    #[test]
+    fn stored_times_read_back_exactly() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let max = Utc
+            .with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+            .unwrap()
+            .timestamp();
+        for i in 0..20_000_u64 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let secs = i64::try_from(seed % u64::try_from(max).unwrap()).unwrap();
+            let micros = u32::try_from((seed >> 20) % 1_000_000).unwrap();
+            let t = Utc
+                .timestamp_opt(secs, micros * 1_000 * u32::from(i % 5 != 0))
+                .unwrap();
+            let text = ts(&t);
+            assert_eq!(parse_stored_ts(&text), Some(t), "{text}");
+            assert_eq!(parse_ts("t", &text).unwrap(), t);
+        }
+    }
+
+    /// Text in another shape is left to chrono, which reads any RFC 3339 time or refuses it.
+    #[test]
+    fn other_times_go_to_chrono() {
+        let cases = [
+            ("2026-12-02T19:21:40Z", true),
+            ("2026-12-02T19:21:40.435768+02:00", true),
+            ("2026-12-02T19:21:40.435768123Z", true),
+            ("2016-12-31T23:59:60.500000Z", true),
+            ("2026-02-30T19:21:40.435768Z", false),
+            ("2026-12-02T19:21:4x.435768Z", false),
+            ("not a time", false),
+        ];
+        for (text, valid) in cases {
+            assert_eq!(parse_stored_ts(text), None, "{text}");
+            assert_eq!(parse_ts("t", text).is_ok(), valid, "{text}");
+            if valid {
+                assert_eq!(
+                    parse_ts("t", text).unwrap(),
+                    DateTime::parse_from_rfc3339(text).unwrap()
+                );
+            }
+        }
+    }
 }
