@@ -198,6 +198,15 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
         if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return Err(ApiError::too_large().into());
         }
+        // An HTTP/1 request with neither a length nor chunks has no body (most GETs): nothing
+        // to read or bound. (HTTP/2 frames a body without either header, so it is read.)
+        let http1 = req.version() <= poem::http::Version::HTTP_11;
+        let chunked = req
+            .headers()
+            .contains_key(poem::http::header::TRANSFER_ENCODING);
+        if http1 && !chunked && declared.is_none_or(|n| n == 0) {
+            return self.0.call(req).await.map(IntoResponse::into_response);
+        }
         let body = req
             .take_body()
             .into_bytes_limit(MAX_BODY_BYTES)

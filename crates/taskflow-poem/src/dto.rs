@@ -85,6 +85,7 @@ const RFC3339_MAX: usize = 35;
 /// time). `None` for what it leaves to chrono: years outside 0..=9999 and leap seconds.
 fn format_rfc3339<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; RFC3339_MAX]) -> Option<&'b str> {
     use chrono::{Datelike, Timelike};
+    let t = t.naive_utc();
     let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
     let nanos = t.nanosecond();
     if nanos >= 1_000_000_000 {
